@@ -1,0 +1,198 @@
+"""The ``lorasweep`` command: run, report, status, demo.
+
+A user's mistake (config, data, paths) prints one line per problem and exits with status 2,
+without a traceback and before anything is written. A sweep with failed runs exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+
+from lorasweep import __version__
+from lorasweep.errors import UserError
+
+EXIT_FAILED_RUNS, EXIT_USER_ERROR = 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    # Pipes and CI logs get 120 columns instead of rich's 80, so plan tables do not wrap.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    _quiet_libraries()
+    try:
+        return args.handler(args, console)
+    except UserError as err:
+        for problem in err.problems:
+            print(f"lorasweep: error: {problem}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("lorasweep: interrupted; finished runs are kept, rerun to go on", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lorasweep", description="Config-driven LoRA hyperparameter sweeps with evidence."
+    )
+    parser.add_argument("--version", action="version", version=f"lorasweep {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="validate, plan, train and evaluate a sweep, report")
+    run.add_argument("config", type=Path, help="the sweep YAML file")
+    run.add_argument("--out", type=Path, help="sweep folder (default: runs/<sweep name>)")
+    run.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
+    run.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    run.set_defaults(handler=_run)
+
+    report = commands.add_parser("report", help="rebuild the report from a sweep folder")
+    report.add_argument("sweep_dir", type=Path)
+    report.set_defaults(handler=_report)
+
+    status = commands.add_parser("status", help="planned, done and failed runs of a sweep")
+    status.add_argument("sweep_dir", type=Path)
+    status.set_defaults(handler=_status)
+
+    demo = commands.add_parser("demo", help="the built-in offline demo sweep (CPU, minutes)")
+    demo.add_argument("--out", type=Path, default=Path("lorasweep-demo"))
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from lorasweep.config.load import load_sweep
+
+    sweep = load_sweep(args.config)
+    out = args.out or Path("runs") / sweep.name
+    return _run_sweep(sweep, out, console, dry_run=args.dry_run, retry_failed=args.retry_failed)
+
+
+def _run_sweep(sweep, out: Path, console: Console, dry_run: bool, retry_failed: bool) -> int:
+    from lorasweep.config.plan import build_plan
+    from lorasweep.executors.local import run_sweep, target_fields
+    from lorasweep.report.markdown import write_report
+    from lorasweep.store.store import RunStore
+    from lorasweep.training.model import check_targets, skeleton_module_names
+
+    plan = build_plan(sweep)
+    _print_plan(plan, console)
+    if dry_run:
+        modules = skeleton_module_names(sweep.model)
+        if modules is None:
+            console.print(
+                f"Could not reach model {sweep.model.name!r} to check target module names "
+                "(offline?); they are checked when the run starts."
+            )
+        else:
+            check_targets(target_fields(plan), modules)
+            console.print(f"Target modules checked against {sweep.model.name}'s architecture.")
+        console.print("Dry run: nothing was trained or written.")
+        return 0
+    store = RunStore(out)
+    outcome = run_sweep(plan, store, console, retry_failed=retry_failed)
+    report = write_report(store)
+    console.print(
+        f"\nSweep {sweep.name}: {len(outcome.done)} run(s) done, {len(outcome.skipped)} skipped "
+        f"(already in the store), {len(outcome.failed)} failed, in {outcome.seconds:.0f}s."
+    )
+    for run_id, error in outcome.failed.items():
+        console.print(f"  failed {run_id}: {error} (details: {store.run_dir(run_id)}/result.json)")
+    console.print(f"Report: {report}")
+    return EXIT_FAILED_RUNS if outcome.failed else 0
+
+
+def _print_plan(plan, console: Console) -> None:
+    from rich.table import Table
+
+    from lorasweep.config.plan import format_number
+
+    sweep = plan.sweep
+    console.print(
+        f"Sweep [bold]{sweep.name}[/bold]: {len(plan.runs)} unique training runs "
+        f"+ 1 zero-shot evaluation of the base model ({sweep.model.name})."
+    )
+    table = Table("run", "r", "alpha", "lr", "targets", "serves", box=None, pad_edge=False)
+    for run in plan.runs:
+        lora, training = run.resolved["lora"], run.resolved["training"]
+        modules = lora["target_modules"]
+        modules = (
+            modules
+            if isinstance(modules, str)
+            else ",".join(m.removesuffix("_proj") for m in modules)
+        )
+        table.add_row(
+            run.run_id, str(lora["r"]), f"{lora['alpha']:g}", format_number(training["learning_rate"]),
+            modules, ", ".join(run.labels),
+        )  # fmt: skip
+    table.add_row(plan.base_eval.run_id, "", "", "", "", "zero-shot (base model)")
+    console.print(table)
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    from lorasweep.report.markdown import write_report
+
+    store = _existing_store(args.sweep_dir)
+    console.print(f"Report: {write_report(store)}")
+    return 0
+
+
+def _status(args: argparse.Namespace, console: Console) -> int:
+    store = _existing_store(args.sweep_dir)
+    plan = store.plan()
+    units = [(plan["base_eval"], "zero-shot")] + [
+        (r["run_id"], ", ".join(r["labels"])) for r in plan["runs"]
+    ]
+    counts: dict[str, int] = {}
+    for run_id, labels in units:
+        result = store.result(run_id)
+        status = result["status"] if result else "planned"
+        counts[status] = counts.get(status, 0) + 1
+        detail = ""
+        if result and status == "done":
+            detail = f"ROUGE-L {result['metrics']['rougeL']:.2f}"
+        elif result:
+            detail = result.get("error", "")
+        console.print(f"{run_id}  {status:<8} {labels}  {detail}")
+    console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return 0
+
+
+def _demo(args: argparse.Namespace, console: Console) -> int:
+    from lorasweep.config.load import read_yaml, validate_sweep
+
+    config = resources.files("lorasweep.builtin").joinpath("demo.yaml")
+    with resources.as_file(config) as path:
+        sweep = validate_sweep(read_yaml(path), source="demo.yaml")
+    return _run_sweep(sweep, args.out, console, dry_run=False, retry_failed=False)
+
+
+def _existing_store(path: Path):
+    from lorasweep.store.store import RunStore
+
+    if not (path / "plan.json").is_file():
+        raise UserError(f"sweep_dir: {path} is not a sweep folder (no plan.json)")
+    return RunStore(path)
+
+
+def _quiet_libraries() -> None:
+    """lorasweep shows its own progress; library bars and info logs would only interleave."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import huggingface_hub
+    import transformers
+
+    huggingface_hub.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""Typed sweep configuration, one class per concern; each class checks its own fields.
+
+Unknown keys are errors (a typo must never silently become a default). Cross-section rules live
+on ``SweepConfig``, next to the sections they connect.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BUILTIN_PREFIX = "builtin:"
+
+# Presets name the projection modules of Llama-family models (Llama, Mistral, Qwen, Gemma, ...).
+# Other architectures (GPT-2's c_attn, ...) take explicit module names instead.
+TARGET_PRESETS: dict[str, tuple[str, ...]] = {
+    "qv": ("q_proj", "v_proj"),
+    "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "attention+mlp": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+}
+ALL_LINEAR = "all-linear"  # PEFT's own preset: every linear layer except the output head
+
+_ALPHA_MULTIPLE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*r\s*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors.
+
+    Numbers written as strings are accepted (PyYAML reads ``2e-4`` as a string; ``2.0e-4`` is a
+    float), but a fractional value for an integer field is an error.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ModelConfig(Section):
+    """The base model: a Hugging Face hub id, a local directory, or ``builtin:tiny-llama``."""
+
+    name: str = Field(min_length=1)
+    revision: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    trust_remote_code: bool = False  # runs code from the model repo: off unless asked for
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.name.startswith(BUILTIN_PREFIX)
+
+
+class DataConfig(Section):
+    """Where the examples come from and which columns hold the input and the reference."""
+
+    source: str = Field(min_length=1)  # hub dataset id, local file or directory, or builtin:...
+    input_column: str = "dialogue"
+    target_column: str = "summary"
+    train_split: str = "train"
+    train_size: PositiveInt | Literal["all"] = "all"  # first N training rows, in file order
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.source.startswith(BUILTIN_PREFIX)
+
+
+class PromptConfig(Section):
+    """How an example becomes a prompt. ``template`` fills ``{instruction}`` and the input column."""
+
+    instruction: str = ""
+    template: str = "{instruction}\n\n{input}"
+    # auto: the tokenizer's chat template when it has one (one user message, the target as the
+    # assistant reply), else the plain template followed directly by the target.
+    chat_template: Literal["auto"] | bool = "auto"
+
+    def placeholders(self) -> set[str]:
+        return {name for _, name, _, _ in string.Formatter().parse(self.template) if name}
+
+
+class LoraConfig(Section):
+    """LoRA adapter settings. ``alpha`` is a number or a multiple of r written like ``2r``."""
+
+    r: PositiveInt = 8
+    alpha: float | str = 16
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "qv"
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha_form(cls, value: float | str) -> float | str:
+        if isinstance(value, str):
+            if not _ALPHA_MULTIPLE.match(value):
+                raise ValueError("must be a number or a multiple of r such as '2r'")
+        elif value <= 0:
+            raise ValueError("must be > 0")
+        return value
+
+    @field_validator("target_modules")
+    @classmethod
+    def _known_preset(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, str) and value not in TARGET_PRESETS and value != ALL_LINEAR:
+            presets = ", ".join([*TARGET_PRESETS, ALL_LINEAR])
+            raise ValueError(f"unknown preset; use one of {presets} or a list of module names")
+        if isinstance(value, list) and not value:
+            raise ValueError("must name at least one module")
+        return value
+
+    @property
+    def lora_alpha(self) -> float:
+        """Alpha as a number, the multiple (if any) applied to this config's r."""
+        if isinstance(self.alpha, str):
+            return float(_ALPHA_MULTIPLE.match(self.alpha).group(1)) * self.r
+        return float(self.alpha)
+
+    @property
+    def modules(self) -> list[str] | str:
+        """Explicit module names, or PEFT's ``all-linear``."""
+        if isinstance(self.target_modules, list):
+            return sorted(set(self.target_modules))
+        return (
+            self.target_modules
+            if self.target_modules == ALL_LINEAR
+            else list(TARGET_PRESETS[self.target_modules])
+        )
+
+
+class TrainingConfig(Section):
+    """Optimisation settings. Give ``max_steps`` or ``epochs``; max_steps wins when both are set."""
+
+    learning_rate: PositiveFloat = 2e-4
+    max_steps: PositiveInt | None = None
+    epochs: PositiveFloat | None = None
+    batch_size: PositiveInt = 4
+    gradient_accumulation_steps: PositiveInt = 1
+    max_length: PositiveInt = 512  # prompt + target tokens; longer examples are cut from the left
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    max_grad_norm: PositiveFloat | None = 1.0
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _has_length(self) -> TrainingConfig:
+        if self.max_steps is None and self.epochs is None:
+            raise ValueError("set max_steps or epochs")
+        return self
+
+
+class EvaluationConfig(Section):
+    """The fixed evaluation subset: ``split.shuffle(seed=seed).select(range(size))``."""
+
+    split: str = "validation"
+    size: PositiveInt = 200
+    seed: int = 42
+    use_stemmer: bool = False  # rouge-score's Porter stemmer; off matches most published numbers
+
+
+class GenerationConfig(Section):
+    """Greedy decoding settings for evaluation."""
+
+    max_new_tokens: PositiveInt = 128
+    batch_size: PositiveInt = 16
+
+
+class BaselineConfig(Section):
+    """The configuration every experiment varies one factor of."""
+
+    lora: LoraConfig = LoraConfig()
+    training: TrainingConfig
+
+
+class ExperimentConfig(Section):
+    """One factor varied around the baseline, e.g. ``factor: lora.r`` with ``values: [4, 8, 16]``."""
+
+    name: str
+    factor: str
+    values: list[Any] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use letters, digits and _ . + - only (it names files)")
+        return value
+
+    @field_validator("factor")
+    @classmethod
+    def _known_factor(cls, value: str) -> str:
+        section, _, key = value.partition(".")
+        fields = {"lora": LoraConfig.model_fields, "training": TrainingConfig.model_fields}
+        if section not in fields or key not in fields[section]:
+            choices = [f"{s}.{k}" for s, f in fields.items() for k in f]
+            raise ValueError(f"unknown factor; choose one of {', '.join(choices)}")
+        return value
+
+
+class SweepConfig(Section):
+    """A whole study: shared model, data, prompt and evaluation; a baseline; experiments."""
+
+    name: str = "sweep"
+    model: ModelConfig
+    data: DataConfig
+    prompt: PromptConfig = PromptConfig()
+    baseline: BaselineConfig
+    evaluation: EvaluationConfig = EvaluationConfig()
+    generation: GenerationConfig = GenerationConfig()
+    experiments: list[ExperimentConfig] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use letters, digits and _ . + - only (it names files)")
+        return value
+
+    @model_validator(mode="after")
+    def _prompt_fits_data(self) -> SweepConfig:
+        allowed = {"instruction", "input", self.data.input_column}
+        unknown = sorted(self.prompt.placeholders() - allowed)
+        if unknown:
+            raise ValueError(
+                f"prompt.template: unknown placeholder {{{unknown[0]}}}; "
+                f"use {{instruction}} and {{{self.data.input_column}}} (or {{input}})"
+            )
+        names = [e.name for e in self.experiments]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"experiments: name {duplicates[0]!r} is used twice")
+        return self

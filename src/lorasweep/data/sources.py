@@ -1,0 +1,143 @@
+"""Load training and evaluation examples from the hub, local files, or the built-in corpus.
+
+The evaluation subset is exactly ``split.shuffle(seed=S).select(range(N))`` of Hugging Face
+``datasets``, so its numbers are comparable with the many scripts that use that idiom.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import datasets
+
+from lorasweep.config.schema import DataConfig, EvaluationConfig
+from lorasweep.errors import UserError
+
+LOCAL_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
+BUILTIN_DATA = "builtin:dialogues"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One input/reference pair; ``key`` identifies it across runs (the row id when present)."""
+
+    key: str
+    input: str
+    target: str
+
+
+def load_train(data: DataConfig) -> list[Example]:
+    """The training examples: the first ``train_size`` rows with a non-empty input and target."""
+    split = _checked_split(data, data.train_split, "data.train_split")
+    examples = [e for e in _examples(split, data) if e.input.strip() and e.target.strip()]
+    if data.train_size != "all":
+        examples = examples[: data.train_size]
+    if not examples:
+        raise UserError(f"data.source: split {data.train_split!r} has no usable rows")
+    return examples
+
+
+def load_eval(data: DataConfig, evaluation: EvaluationConfig) -> list[Example]:
+    """The fixed evaluation subset, in the order the shuffle idiom gives."""
+    split = _checked_split(data, evaluation.split, "evaluation.split")
+    if evaluation.size > len(split):
+        raise UserError(
+            f"evaluation.size: {evaluation.size} is larger than the {evaluation.split!r} split "
+            f"({len(split)} rows)"
+        )
+    subset = split.shuffle(seed=evaluation.seed).select(range(evaluation.size))
+    return _examples(subset, data)
+
+
+def _examples(split: datasets.Dataset, data: DataConfig) -> list[Example]:
+    ids = split["id"] if "id" in split.column_names else None
+    inputs, targets = split[data.input_column], split[data.target_column]
+    return [
+        Example(str(ids[i]) if ids is not None else str(i), inputs[i] or "", targets[i] or "")
+        for i in range(len(inputs))
+    ]
+
+
+def _checked_split(data: DataConfig, name: str, field: str) -> datasets.Dataset:
+    split = load_split(data.source, name, field)
+    if len(split) == 0:
+        raise UserError(f"{field}: split {name!r} of {data.source} is empty")
+    for field_name, column in (
+        ("data.input_column", data.input_column),
+        ("data.target_column", data.target_column),
+    ):
+        if column not in split.column_names:
+            present = ", ".join(split.column_names)
+            raise UserError(f"{field_name}: no column {column!r} in {name!r}; columns: {present}")
+    return split
+
+
+@lru_cache(maxsize=8)
+def load_split(source: str, name: str, field: str = "data.source") -> datasets.Dataset:
+    """One split of a data source.
+
+    A local directory holds one file per split (``train.csv``, ``validation.jsonl``, ...); a
+    single local file is one split named after its stem; anything else is a hub dataset id.
+    """
+    if source.startswith("builtin:"):
+        if source != BUILTIN_DATA:
+            raise UserError(f"data.source: unknown built-in data {source!r}; use {BUILTIN_DATA}")
+        from lorasweep.builtin.corpus import builtin_splits
+
+        splits = builtin_splits()
+        _require(name in splits, field, name, source, splits)
+        return datasets.Dataset.from_list(splits[name])
+    path = Path(source).expanduser()
+    if path.exists():
+        files = _split_files(path)
+        _require(name in files, field, name, source, files)
+        return _read_file(files[name])
+    if source.startswith((".", "/", "~")) or Path(source).suffix in LOCAL_FORMATS:
+        raise UserError(f"data.source: no such file or directory: {source}")
+    try:
+        return datasets.load_dataset(source, split=name)
+    except Exception as err:  # offline, unknown id, gated, unknown split: the user's to resolve
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(
+            f"data.source: cannot load split {name!r} of {source!r}: {reason}"
+        ) from None
+
+
+def _require(ok: bool, field: str, name: str, source: str, splits: dict) -> None:
+    if not ok:
+        raise UserError(f"{field}: no split {name!r} in {source}; splits: {', '.join(splits)}")
+
+
+def _split_files(path: Path) -> dict[str, Path]:
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    files = [f for f in files if f.suffix in LOCAL_FORMATS and f.is_file()]
+    if not files:
+        raise UserError(f"data.source: no {', '.join(LOCAL_FORMATS)} files in {path}")
+    return {f.stem: f for f in files}
+
+
+def _read_file(file: Path) -> datasets.Dataset:
+    _check_utf8(file)
+    try:
+        # The same call as the common scripts, so shuffle(seed).select(range(n)) picks the same rows.
+        return datasets.load_dataset(LOCAL_FORMATS[file.suffix], data_files=str(file))["train"]
+    except Exception as err:  # datasets raises many types for a malformed file
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"data.source: cannot read {file}: {reason}") from None
+
+
+def _check_utf8(file: Path) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with file.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                raise UserError(
+                    f"data.source: {file} is not UTF-8 text (byte {offset + err.start})"
+                ) from None
+            offset += len(chunk)

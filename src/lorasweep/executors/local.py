@@ -1,0 +1,204 @@
+"""Run a sweep's plan in this process, one run after another, with a progress display.
+
+Everything a user can get wrong (config, data, model, target modules) is checked before the
+first file is written. After that a failing run is recorded as failed and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lorasweep.config.plan import Plan
+from lorasweep.data.prompts import PromptFormatter
+from lorasweep.data.sources import load_eval, load_train
+from lorasweep.errors import UserError
+from lorasweep.store.environment import environment
+from lorasweep.store.store import DONE, FAILED, RunStore, write_json, write_yaml
+from lorasweep.training.loop import total_steps
+from lorasweep.training.model import check_targets, linear_module_names, load_model
+from lorasweep.training.run import Hooks, SweepResources, evaluate_base, train_and_evaluate
+
+
+@dataclass
+class SweepOutcome:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # run id -> one-line error
+    seconds: float = 0.0
+
+
+def prepare(plan: Plan, console: Console) -> SweepResources:
+    """Load data and model and check the plan against them; raises ``UserError`` on bad input."""
+    sweep = plan.sweep
+    with console.status("Loading data ..."):
+        train = load_train(sweep.data)
+        examples = load_eval(sweep.data, sweep.evaluation)
+    with console.status(f"Loading model {sweep.model.name} ..."):
+        model, tokenizer = load_model(sweep.model, log=console.print)
+    check_targets(target_fields(plan), linear_module_names(model))
+    try:
+        formatter = PromptFormatter(tokenizer, sweep.prompt, sweep.data.input_column)
+        prompts = [formatter.encode_prompt(e.input) for e in examples]
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    console.print(
+        f"Data: {len(train)} training examples, {len(examples)} evaluation examples "
+        f"({sweep.evaluation.split}, seed {sweep.evaluation.seed})."
+    )
+    return SweepResources(
+        sweep, model, tokenizer, formatter, train, examples, prompts, environment()
+    )
+
+
+def target_fields(plan: Plan) -> list[tuple[str, list[str] | str]]:
+    """(config field, target modules) for the baseline and every experiment value."""
+    fields = [("baseline.lora.target_modules", plan.run(plan.baseline_id).settings.lora.modules)]
+    for i, experiment in enumerate(plan.experiments):
+        for j, row in enumerate(experiment.rows):
+            modules = plan.run(row.run_id).settings.lora.modules
+            fields.append((f"experiments[{i}].values[{j}]", modules))
+    return fields
+
+
+def run_sweep(
+    plan: Plan, store: RunStore, console: Console, retry_failed: bool = False
+) -> SweepOutcome:
+    """Train and evaluate every run of ``plan`` not already done in ``store``.
+
+    Args:
+        plan: The sweep's plan.
+        store: Where results go; runs already done there are skipped.
+        console: Where progress goes.
+        retry_failed: Run again the runs recorded as failed (skipped otherwise).
+    """
+    started = time.perf_counter()
+    resources = prepare(plan, console)
+    outcome = SweepOutcome()
+    with lock(store.root):
+        write_yaml(store.root / "sweep.yaml", plan.sweep.model_dump(mode="json"))
+        write_json(store.root / "plan.json", plan_record(plan))
+        units = [(plan.base_eval.run_id, "zero-shot")] + [
+            (r.run_id, r.labels[0]) for r in plan.runs
+        ]
+        for index, (run_id, label) in enumerate(units, start=1):
+            status = store.status(run_id)
+            if status == DONE or (status == FAILED and not retry_failed):
+                outcome.skipped.append(run_id)
+                console.print(f"[{index}/{len(units)}] {label} ({run_id}): {status}, skipped")
+                continue
+            console.print(f"[{index}/{len(units)}] {label} ({run_id})")
+            error = _execute(plan, run_id, resources, store, console)
+            if error:
+                outcome.failed[run_id] = error
+                console.print(f"  [red]failed[/red]: {error}")
+            else:
+                result = store.result(run_id)
+                metrics = "  ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items())
+                console.print(f"  done in {result['timings']['total_s']:.1f}s: {metrics}")
+                outcome.done.append(run_id)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _execute(
+    plan: Plan, run_id: str, resources: SweepResources, store: RunStore, console: Console
+) -> str | None:
+    """Run one unit; on failure record it in the run folder and return the error line."""
+    run_dir = store.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    is_base = run_id == plan.base_eval.run_id
+    spec = None if is_base else plan.run(run_id)
+    with _progress(console) as progress:
+        if spec is not None:
+            steps = total_steps(spec.settings.training, len(resources.train_encoded(
+                spec.settings.training.max_length)))  # fmt: skip
+            train_task = progress.add_task("train", total=steps, info="")
+        eval_task = progress.add_task("evaluate", total=len(resources.eval_examples), info="")
+        hooks = Hooks(
+            on_step=lambda log: progress.update(train_task, advance=1, info=f"loss {log.loss:.3f}"),
+            on_eval_batch=lambda n: progress.update(eval_task, advance=n),
+        )
+        try:
+            if is_base:
+                evaluate_base(plan.base_eval, resources, run_dir, hooks)
+            else:
+                train_and_evaluate(spec, resources, run_dir, hooks)
+            return None
+        except Exception as err:  # a failed run is a state; the sweep goes on
+            error = f"{type(err).__name__}: {err}".splitlines()[0]
+            labels = ["zero-shot"] if is_base else list(spec.labels)
+            write_json(
+                run_dir / "result.json",
+                {
+                    "run_id": run_id,
+                    "kind": "base" if is_base else "lora",
+                    "status": FAILED,
+                    "labels": labels,
+                    "error": error,
+                    "traceback": traceback.format_exc(),
+                    "config": plan.base_eval.resolved if is_base else spec.resolved,
+                },
+            )
+            return error
+
+
+def plan_record(plan: Plan) -> dict:
+    """The plan as JSON: what the report and ``status`` read, without re-reading the YAML."""
+    return {
+        "name": plan.sweep.name,
+        "baseline": plan.baseline_id,
+        "base_eval": plan.base_eval.run_id,
+        "runs": [{"run_id": r.run_id, "labels": list(r.labels)} for r in plan.runs],
+        "experiments": [
+            {
+                "name": e.name,
+                "factor": e.factor,
+                "rows": [
+                    {"label": row.label, "run_id": row.run_id, "is_baseline": row.is_baseline}
+                    for row in e.rows
+                ],
+            }
+            for e in plan.experiments
+        ],
+    }
+
+
+@contextmanager
+def lock(root: Path) -> Iterator[None]:
+    """Hold the sweep folder's lock: two ``lorasweep run`` processes never share a sweep."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"--out: {root} is in use by another lorasweep run; wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Progress]:
+    progress = Progress(
+        TextColumn("  {task.description:>9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=True,
+    )
+    with progress:
+        yield progress

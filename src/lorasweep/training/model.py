@@ -1,0 +1,137 @@
+"""Load the base model and tokenizer (hub id, local folder or built-in) and check LoRA targets."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from lorasweep.config.schema import ALL_LINEAR, ModelConfig
+from lorasweep.errors import UserError
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """``auto``: bfloat16 on a GPU that has it, float32 otherwise (CPU bf16 matmuls are slow)."""
+    if name != "auto":
+        return _DTYPES[name]
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def model_path(config: ModelConfig, log: Callable[[str], None] = print) -> str:
+    """Where ``from_pretrained`` finds the model: the built-in's cache folder, a folder, or a hub id."""
+    if config.is_builtin:
+        from lorasweep.builtin.tiny_model import BUILTIN_MODEL, builtin_model_path
+
+        if config.name != BUILTIN_MODEL:
+            raise UserError(
+                f"model.name: unknown built-in model {config.name!r}; use {BUILTIN_MODEL}"
+            )
+        return str(builtin_model_path(log=log))
+    local = Path(config.name).expanduser()
+    if config.name.startswith((".", "/", "~")) and not local.is_dir():
+        raise UserError(f"model.name: no such directory: {config.name}")
+    return str(local) if local.is_dir() else config.name
+
+
+def load_model(config: ModelConfig, log: Callable[[str], None] = print):
+    """The base model (in eval mode, on the GPU when there is one) and its tokenizer."""
+    path = model_path(config, log)
+    options = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **options)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=resolve_dtype(config.dtype), **options
+        )
+    except (OSError, ValueError) as err:  # not found, gated, offline, not a causal LM
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"model.name: cannot load {config.name!r}: {reason}") from None
+    if tokenizer.pad_token_id is None:
+        # Padding is masked out of attention and loss, so any token serves; EOS is always there.
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device()).eval(), tokenizer
+
+
+def linear_module_names(model: torch.nn.Module) -> list[str]:
+    """Short names of the linear layers LoRA can target (``q_proj``, ...), output head excluded."""
+    output = model.get_output_embeddings() if isinstance(model, PreTrainedModel) else None
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module is not output
+    }
+    return sorted(names)
+
+
+def skeleton_module_names(config: ModelConfig) -> list[str] | None:
+    """Linear module names from the model's config alone (no weights), or None if unreachable."""
+    if config.is_builtin:
+        from lorasweep.builtin.tiny_model import TinyRecipe, tiny_config
+
+        config_object = tiny_config(TinyRecipe())
+    else:
+        options = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
+        path = model_path(config)
+        try:  # a local folder or the hub cache first: no network needed
+            config_object = AutoConfig.from_pretrained(path, local_files_only=True, **options)
+        except (OSError, ValueError):
+            if Path(path).is_dir() or not _hub_reachable():
+                return None
+            try:
+                config_object = AutoConfig.from_pretrained(path, **options)
+            except (OSError, ValueError):
+                return None
+    with torch.device("meta"):  # shapes only: no memory, no download of weights
+        skeleton = AutoModelForCausalLM.from_config(
+            config_object, trust_remote_code=config.trust_remote_code
+        )
+    return linear_module_names(skeleton)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick connect to the hub's host, so an offline dry run answers in seconds, not after
+    huggingface_hub's retries with backoff."""
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or not host:
+        return False
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def check_targets(targets: Iterable[tuple[str, list[str] | str]], available: list[str]) -> None:
+    """Every requested module must exist in the model.
+
+    Args:
+        targets: (field, modules) pairs, e.g. ``("experiments[2].values[1]", ["q_proj"])``.
+        available: The model's linear module names.
+
+    Raises:
+        UserError: Naming each field with unknown modules and listing the modules the model has.
+    """
+    problems = []
+    for field, modules in targets:
+        if modules == ALL_LINEAR:
+            continue
+        missing = [m for m in modules if m not in available]
+        if missing:
+            problems.append(
+                f"{field}: no module {', '.join(missing)} in the model; "
+                f"its linear modules are {', '.join(available)}"
+            )
+    if problems:
+        raise UserError(*dict.fromkeys(problems))

@@ -38,7 +38,9 @@ def dialogue_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dialogues")
     for name, n, seed in (("train", 60, 11), ("validation", 12, 12)):
         rows = generate_dialogues(n, seed)
-        text = "".join(json.dumps({k: r[k] for k in ("id", "dialogue", "summary")}) + "\n" for r in rows)
+        text = "".join(
+            json.dumps({k: r[k] for k in ("id", "dialogue", "summary")}) + "\n" for r in rows
+        )
         (out / f"{name}.jsonl").write_text(text)
     return out
 
@@ -49,7 +51,7 @@ def sweep_dict(model: Path, data: Path) -> dict:
         "name": "micro",
         "model": {"name": str(model)},
         "data": {"source": str(data)},
-        "prompt": {"instruction": "Summarize.", "template": "{instruction}\n{dialogue}\nSummary:"},
+        "prompt": {"instruction": "Summarize.", "template": "{instruction}\n{input}\nSummary:"},
         "baseline": {
             "lora": {"r": 4, "alpha": "2r", "dropout": 0.0, "target_modules": "qv"},
             "training": {

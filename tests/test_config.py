@@ -58,11 +58,26 @@ def test_reference_study_plan_has_seven_unique_runs():
 
 
 def test_run_ids_depend_on_resolved_settings_only():
-    fixed = minimal(baseline={"lora": {"r": 8, "alpha": 16}, "training": {"learning_rate": "2e-4", "max_steps": 5}})
-    multiple = minimal(baseline={"lora": {"r": 8, "alpha": "2r"}, "training": {"learning_rate": 0.0002, "max_steps": 5}})
+    fixed = minimal(
+        baseline={
+            "lora": {"r": 8, "alpha": 16},
+            "training": {"learning_rate": "2e-4", "max_steps": 5},
+        }
+    )
+    multiple = minimal(
+        baseline={
+            "lora": {"r": 8, "alpha": "2r"},
+            "training": {"learning_rate": 0.0002, "max_steps": 5},
+        }
+    )
     a, b = (build_plan(validate_sweep(raw)) for raw in (fixed, multiple))
     assert a.baseline_id == b.baseline_id
-    changed = minimal(baseline={"lora": {"r": 8, "alpha": 16}, "training": {"learning_rate": 3e-4, "max_steps": 5}})
+    changed = minimal(
+        baseline={
+            "lora": {"r": 8, "alpha": 16},
+            "training": {"learning_rate": 3e-4, "max_steps": 5},
+        }
+    )
     assert build_plan(validate_sweep(changed)).baseline_id != a.baseline_id
     assert config_hash({"b": 1, "a": 2}) == config_hash({"a": 2, "b": 1})
 
@@ -70,17 +85,27 @@ def test_run_ids_depend_on_resolved_settings_only():
 def test_unknown_keys_are_errors_with_a_suggestion():
     raw = minimal(baseline={"training": {"lerning_rate": 1e-4, "max_steps": 10}})
     found = problems(raw)
-    assert any("baseline.training.lerning_rate: unknown key; did you mean 'learning_rate'" in p for p in found)
+    assert any(
+        "baseline.training.lerning_rate: unknown key; did you mean 'learning_rate'" in p
+        for p in found
+    )
 
 
 def test_all_errors_are_reported_together():
     raw = minimal(
-        baseline={"lora": {"r": 0, "target_modules": "everything"}, "training": {"learning_rate": -1, "max_steps": 3}},
+        baseline={
+            "lora": {"r": 0, "target_modules": "everything"},
+            "training": {"learning_rate": -1, "max_steps": 3},
+        },
         evaluation={"size": 0},
     )
     found = problems(raw)
-    assert any(p.startswith("config: baseline.lora.r: must be greater than 0 (got 0)") for p in found)
-    assert any("baseline.training.learning_rate: must be greater than 0 (got -1)" in p for p in found)
+    assert any(
+        p.startswith("config: baseline.lora.r: must be greater than 0 (got 0)") for p in found
+    )
+    assert any(
+        "baseline.training.learning_rate: must be greater than 0 (got -1)" in p for p in found
+    )
     assert any("baseline.lora.target_modules: unknown preset" in p for p in found)
     assert any("evaluation.size: must be greater than 0" in p for p in found)
     assert len(found) == 4
@@ -88,7 +113,9 @@ def test_all_errors_are_reported_together():
 
 def test_experiment_values_are_validated_against_the_baseline():
     raw = minimal(experiments=[{"name": "rank", "factor": "lora.r", "values": [4, -2]}])
-    assert problems(raw) == ["config: experiments[0].values[1] (lora.r): must be greater than 0 (got -2)"]
+    assert problems(raw) == [
+        "config: experiments[0].values[1] (lora.r): must be greater than 0 (got -2)"
+    ]
 
 
 def test_unknown_factor_lists_the_choices():

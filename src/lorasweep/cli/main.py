@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def _run_sweep(sweep, out: Path, console: Console, dry_run: bool, retry_failed: 
     from lorasweep.executors.local import run_sweep, target_fields
     from lorasweep.report.markdown import write_report
     from lorasweep.store.store import RunStore
+    from lorasweep.tracking.factory import build_trackers
     from lorasweep.training.model import check_targets, skeleton_module_names
 
     plan = build_plan(sweep)
@@ -95,8 +97,10 @@ def _run_sweep(sweep, out: Path, console: Console, dry_run: bool, retry_failed: 
         console.print("Dry run: nothing was trained or written.")
         return 0
     store = RunStore(out)
-    outcome = run_sweep(plan, store, console, retry_failed=retry_failed)
+    tracker = build_trackers(sweep.tracking, out)
+    outcome = run_sweep(plan, store, console, retry_failed=retry_failed, tracker=tracker)
     report = write_report(store)
+    tracker.end_sweep(report.parent)
     console.print(
         f"\nSweep {sweep.name}: {len(outcome.done)} run(s) done, {len(outcome.skipped)} skipped "
         f"(already in the store), {len(outcome.failed)} failed, in {outcome.seconds:.0f}s."
@@ -183,6 +187,10 @@ def _existing_store(path: Path):
 def _quiet_libraries() -> None:
     """lorasweep shows its own progress; library bars and info logs would only interleave."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # PEFT 0.21 calls a transformers method that transformers 5 deprecates; not the user's concern.
+    warnings.filterwarnings(
+        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+    )
     import datasets
     import huggingface_hub
     import transformers

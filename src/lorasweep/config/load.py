@@ -94,7 +94,12 @@ def _check_experiment_values(raw: dict[str, Any]) -> list[str]:
             continue
         factor = experiment.get("factor")
         section, _, key = factor.partition(".") if isinstance(factor, str) else ("", "", "")
-        if key not in getattr(BaselineConfig.model_fields.get(section), "annotation", Section).model_fields:
+        if (
+            key
+            not in getattr(
+                BaselineConfig.model_fields.get(section), "annotation", Section
+            ).model_fields
+        ):
             continue  # an unknown factor is reported once, by the schema
         for j, value in enumerate(experiment["values"]):
             try:
@@ -129,7 +134,9 @@ def format_errors(err: ValidationError, model: type[BaseModel]) -> list[str]:
 
 def _format_one(error: dict, prefix: str = "", known: set[str] | None = None) -> str:
     where = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-    where = where.lstrip(".") or "config"
+    where = where.lstrip(".")
+    if not where:  # a rule across sections: its message names the fields itself
+        return _message(error)
     if error["type"] == "extra_forbidden":
         key = str(error["loc"][-1])
         hint = difflib.get_close_matches(key, sorted(known or ()), n=1)

@@ -197,6 +197,29 @@ class ExperimentConfig(Section):
         return value
 
 
+class WandbConfig(Section):
+    """Mirror the sweep into Weights & Biases."""
+
+    project: str = "lorasweep"
+    entity: str | None = None
+    # auto: online when an API key is configured, else offline run files for `wandb sync`.
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+
+
+class MlflowConfig(Section):
+    """Mirror the sweep into MLflow."""
+
+    tracking_uri: str | None = None  # default: a local store inside the sweep folder
+    experiment: str | None = None  # default: the sweep's name
+
+
+class TrackingConfig(Section):
+    """Optional experiment trackers; the run store stays the source of truth."""
+
+    wandb: WandbConfig | None = None
+    mlflow: MlflowConfig | None = None
+
+
 class SweepConfig(Section):
     """A whole study: shared model, data, prompt and evaluation; a baseline; experiments."""
 
@@ -208,6 +231,7 @@ class SweepConfig(Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     generation: GenerationConfig = GenerationConfig()
     experiments: list[ExperimentConfig] = Field(default_factory=list)
+    tracking: TrackingConfig = TrackingConfig()
 
     @field_validator("name")
     @classmethod

@@ -23,7 +23,8 @@ from lorasweep.data.sources import load_eval, load_train
 from lorasweep.errors import UserError
 from lorasweep.store.environment import environment
 from lorasweep.store.store import DONE, FAILED, RunStore, write_json, write_yaml
-from lorasweep.training.loop import total_steps
+from lorasweep.tracking.base import Tracker
+from lorasweep.training.loop import StepLog, total_steps
 from lorasweep.training.model import check_targets, linear_module_names, load_model
 from lorasweep.training.run import Hooks, SweepResources, evaluate_base, train_and_evaluate
 
@@ -70,7 +71,11 @@ def target_fields(plan: Plan) -> list[tuple[str, list[str] | str]]:
 
 
 def run_sweep(
-    plan: Plan, store: RunStore, console: Console, retry_failed: bool = False
+    plan: Plan,
+    store: RunStore,
+    console: Console,
+    retry_failed: bool = False,
+    tracker: Tracker | None = None,
 ) -> SweepOutcome:
     """Train and evaluate every run of ``plan`` not already done in ``store``.
 
@@ -79,13 +84,16 @@ def run_sweep(
         store: Where results go; runs already done there are skipped.
         console: Where progress goes.
         retry_failed: Run again the runs recorded as failed (skipped otherwise).
+        tracker: Mirrors the runs executed here (W&B, MLflow); its failures only warn.
     """
     started = time.perf_counter()
     resources = prepare(plan, console)
+    tracker = tracker or Tracker()
     outcome = SweepOutcome()
     with lock(store.root):
         write_yaml(store.root / "sweep.yaml", plan.sweep.model_dump(mode="json"))
         write_json(store.root / "plan.json", plan_record(plan))
+        tracker.start_sweep(plan.sweep.model_dump(mode="json"), plan_record(plan), store.root)
         units = [(plan.base_eval.run_id, "zero-shot")] + [
             (r.run_id, r.labels[0]) for r in plan.runs
         ]
@@ -96,7 +104,9 @@ def run_sweep(
                 console.print(f"[{index}/{len(units)}] {label} ({run_id}): {status}, skipped")
                 continue
             console.print(f"[{index}/{len(units)}] {label} ({run_id})")
-            error = _execute(plan, run_id, resources, store, console)
+            tracker.start_run(run_id, run_info(plan, run_id))
+            error = _execute(plan, run_id, resources, store, console, tracker)
+            tracker.end_run(store.result(run_id), store.run_dir(run_id))
             if error:
                 outcome.failed[run_id] = error
                 console.print(f"  [red]failed[/red]: {error}")
@@ -110,7 +120,12 @@ def run_sweep(
 
 
 def _execute(
-    plan: Plan, run_id: str, resources: SweepResources, store: RunStore, console: Console
+    plan: Plan,
+    run_id: str,
+    resources: SweepResources,
+    store: RunStore,
+    console: Console,
+    tracker: Tracker,
 ) -> str | None:
     """Run one unit; on failure record it in the run folder and return the error line."""
     run_dir = store.run_dir(run_id)
@@ -149,6 +164,20 @@ def _execute(
                 },
             )
             return error
+
+
+def run_info(plan: Plan, run_id: str) -> dict:
+    """What a tracker needs to group and tag a run: its experiments and their varied factors."""
+    if run_id == plan.base_eval.run_id:
+        return {"kind": "base", "labels": ["zero-shot"], "experiments": {}, "factors": [],
+                "config": plan.base_eval.resolved}  # fmt: skip
+    experiments = {
+        e.name: row.label for e in plan.experiments for row in e.rows if row.run_id == run_id
+    }
+    factors = [e.factor for e in plan.experiments if e.name in experiments]
+    spec = plan.run(run_id)
+    return {"kind": "lora", "labels": list(spec.labels), "experiments": experiments,
+            "factors": factors, "config": spec.resolved}  # fmt: skip
 
 
 def plan_record(plan: Plan) -> dict:

@@ -1,0 +1,136 @@
+"""End to end: a real small sweep through the CLI, then the store, the report and a rerun."""
+
+from __future__ import annotations
+
+import json
+import re
+from statistics import fmean
+
+import pytest
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from lorasweep.cli.main import main
+from tests.conftest import sweep_dict, write_yaml
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(micro_model, dialogue_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    config = write_yaml(root / "micro.yaml", sweep_dict(micro_model, dialogue_dir))
+    out = root / "sweep"
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    return config, out
+
+
+def load(path):
+    return json.loads(path.read_text())
+
+
+def test_store_holds_every_artifact(finished_sweep):
+    _, out = finished_sweep
+    plan = load(out / "plan.json")
+    assert len(plan["runs"]) == 4  # 2 ranks x 2 targets x 2 lrs around one shared baseline
+    for run in plan["runs"]:
+        folder = out / "runs" / run["run_id"]
+        result = load(folder / "result.json")
+        assert result["status"] == "done"
+        assert result["environment"]["packages"]["peft"]
+        assert result["config"]["lora"]["alpha"] == 2 * result["config"]["lora"]["r"]
+        steps = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+        assert [s["step"] for s in steps] == list(range(1, 7))
+        assert (folder / "adapter" / "adapter_config.json").is_file()
+        assert (folder / "config.yaml").is_file()
+        predictions = [
+            json.loads(x) for x in (folder / "predictions.jsonl").read_text().splitlines()
+        ]
+        assert len(predictions) == 8
+        # The stored means are the means of the stored per-example scores.
+        for key in ("rouge1", "rouge2", "rougeL"):
+            assert result["metrics"][key] == pytest.approx(fmean(p[key] for p in predictions))
+    base = load(out / "runs" / plan["base_eval"] / "result.json")
+    assert base["kind"] == "base" and base["status"] == "done"
+
+
+def test_all_runs_share_the_same_evaluation_examples(finished_sweep):
+    _, out = finished_sweep
+    ids = {
+        tuple(json.loads(line)["id"] for line in path.read_text().splitlines())
+        for path in out.glob("runs/*/predictions.jsonl")
+    }
+    assert len(ids) == 1
+
+
+def test_adapter_loads_with_peft(finished_sweep, micro_model):
+    _, out = finished_sweep
+    plan = load(out / "plan.json")
+    base = AutoModelForCausalLM.from_pretrained(micro_model)
+    model = PeftModel.from_pretrained(base, out / "runs" / plan["baseline"] / "adapter")
+    lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # trained: B starts at zero
+
+
+def test_report_tables_match_the_store(finished_sweep):
+    _, out = finished_sweep
+    report = (out / "report" / "report.md").read_text()
+    plan = load(out / "plan.json")
+    baseline = load(out / "runs" / plan["baseline"] / "result.json")["metrics"]
+    for experiment in plan["experiments"]:
+        assert f"## Experiment: {experiment['name']}" in report
+        assert (out / "report" / f"{experiment['name']}.png").is_file()
+        for row in experiment["rows"]:
+            metrics = load(out / "runs" / row["run_id"] / "result.json")["metrics"]
+            label = f"{row['label']} (baseline)" if row["is_baseline"] else row["label"]
+            line = next(x for x in report.splitlines() if x.startswith(f"| {label} |"))
+            cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
+            assert float(cells[3]) == pytest.approx(metrics["rougeL"], abs=0.006)
+            if not row["is_baseline"]:
+                assert float(cells[4]) == pytest.approx(
+                    metrics["rougeL"] - baseline["rougeL"], abs=0.011
+                )
+    zero_shot = load(out / "runs" / plan["base_eval"] / "result.json")["metrics"]
+    line = next(x for x in report.splitlines() if x.startswith("| base model, zero-shot"))
+    assert f"{zero_shot['rougeL']:.2f}" in line
+    assert "## Winning configuration" in report
+    best = max(
+        (load(out / "runs" / r["run_id"] / "result.json") for r in plan["runs"]),
+        key=lambda r: r["metrics"]["rougeL"],
+    )
+    assert best["run_id"] in report.split("## Winning configuration")[1].split("##")[0]
+
+
+def test_report_command_rebuilds_the_same_report(finished_sweep):
+    _, out = finished_sweep
+    before = (out / "report" / "report.md").read_text()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report" / "report.md").read_text() == before
+
+
+def test_rerun_skips_finished_runs(finished_sweep, capsys):
+    config, out = finished_sweep
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/result.json")}
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    assert "0 run(s) done, 5 skipped" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/result.json")} == stamps
+
+
+def test_status_lists_every_run(finished_sweep, capsys):
+    _, out = finished_sweep
+    assert main(["status", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^5 done$", text, re.MULTILINE)
+    assert "zero-shot" in text
+
+
+def test_rerunning_a_run_gives_the_same_metrics(
+    finished_sweep, micro_model, dialogue_dir, tmp_path
+):
+    config, out = finished_sweep
+    raw = sweep_dict(micro_model, dialogue_dir)
+    raw["experiments"] = []
+    again = tmp_path / "again"
+    assert main(["run", str(write_yaml(tmp_path / "b.yaml", raw)), "--out", str(again)]) == 0
+    plan = load(out / "plan.json")
+    first = load(out / "runs" / plan["baseline"] / "result.json")["metrics"]
+    second = load(again / "runs" / plan["baseline"] / "result.json")["metrics"]
+    assert first == second

@@ -1,0 +1,119 @@
+"""The sweep's run table for other tools (pandas, spreadsheets, trackers): one row per run.
+
+Built from the run store alone (``plan.json`` and each run's ``result.json``), so a sweep that is
+still going exports its planned runs too.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from lorasweep.errors import UserError
+from lorasweep.metrics.rouge import ROUGE_KEYS
+from lorasweep.store.store import RunStore, write_text
+
+Format = Literal["csv", "json"]
+FORMATS: tuple[Format, ...] = ("csv", "json")
+
+# The resolved settings that tell runs apart: column name -> (config section, key).
+SETTINGS = {
+    "r": ("lora", "r"),
+    "alpha": ("lora", "alpha"),
+    "dropout": ("lora", "dropout"),
+    "target_modules": ("lora", "target_modules"),
+    "learning_rate": ("training", "learning_rate"),
+    "max_steps": ("training", "max_steps"),
+    "epochs": ("training", "epochs"),
+}
+
+
+def run_table(store: RunStore) -> list[dict[str, Any]]:
+    """One row per run of the plan, the zero-shot evaluation first.
+
+    Each row holds the run's id, kind, status, labels, the experiments it serves, the key resolved
+    settings, the metrics, timings and efficiency figures of its result (empty while planned) and
+    the error of a failed run. Values keep their JSON types (lists stay lists).
+    """
+    plan = store.plan()
+    experiments: dict[str, list[str]] = {}
+    for experiment in plan["experiments"]:
+        for row in experiment["rows"]:
+            experiments.setdefault(row["run_id"], []).append(experiment["name"])
+    units = [(plan["base_eval"], "base", ["zero-shot"])] + [
+        (run["run_id"], "lora", run["labels"]) for run in plan["runs"]
+    ]
+    rows = []
+    for run_id, kind, labels in units:
+        result = store.result(run_id) or {}
+        config = result.get("config") or {}
+        row: dict[str, Any] = {
+            "run_id": run_id,
+            "kind": kind,
+            "status": result.get("status", "planned"),
+            "labels": list(labels),
+            "experiments": experiments.get(run_id, []),
+            "is_baseline": run_id == plan["baseline"],
+        }
+        for column, (section, key) in SETTINGS.items():
+            row[column] = (config.get(section) or {}).get(key)
+        metrics = result.get("metrics") or {}
+        ordered = [k for k in ROUGE_KEYS if k in metrics] + [
+            k for k in metrics if k not in ROUGE_KEYS
+        ]
+        row.update({key: metrics[key] for key in ordered})
+        row.update(result.get("timings") or {})
+        row.update(result.get("efficiency") or {})
+        row["error"] = result.get("error")
+        rows.append(row)
+    return rows
+
+
+def flat(value: Any) -> str | int | float | bool | None:
+    """A table cell for tools without lists: lists joined by ``;``, mappings as JSON."""
+    if isinstance(value, list | tuple):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every column of ``rows``, in first-seen order (runs not yet done lack metric columns)."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    names = columns(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({name: flat(row.get(name)) for name in names})
+    return buffer.getvalue()
+
+
+def to_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, indent=2) + "\n"
+
+
+def export_runs(sweep_dir: Path, fmt: Format = "csv", out: Path | None = None) -> Path:
+    """Write the run table of the sweep in ``sweep_dir`` atomically; returns the file written.
+
+    Args:
+        sweep_dir: A sweep folder (it holds ``plan.json``).
+        fmt: ``csv`` (lists joined by ``;``) or ``json`` (a list of row objects).
+        out: The file to write; default ``<sweep_dir>/runs.<fmt>``.
+
+    Raises:
+        UserError: ``sweep_dir`` is not a sweep folder.
+    """
+    if not (Path(sweep_dir) / "plan.json").is_file():
+        raise UserError(f"sweep_dir: {sweep_dir} is not a sweep folder (no plan.json)")
+    rows = run_table(RunStore(sweep_dir))
+    path = Path(out) if out is not None else Path(sweep_dir) / f"runs.{fmt}"
+    write_text(path, to_csv(rows) if fmt == "csv" else to_json(rows))
+    return path

@@ -81,22 +81,26 @@ def test_report_tables_match_the_store(finished_sweep):
         for row in experiment["rows"]:
             metrics = load(out / "runs" / row["run_id"] / "result.json")["metrics"]
             label = f"{row['label']} (baseline)" if row["is_baseline"] else row["label"]
-            line = next(x for x in report.splitlines() if x.startswith(f"| {label} |"))
+            section = report.split(f"## Experiment: {experiment['name']} ")[1]
+            line = next(x for x in section.splitlines() if x.startswith(f"| {label} |"))
+            # value | R-1 | R-2 | R-L | delta R-L [95% CI] | P(delta<=0) | verdict | params
             cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
             assert float(cells[3]) == pytest.approx(metrics["rougeL"], abs=0.006)
             if not row["is_baseline"]:
-                assert float(cells[4]) == pytest.approx(
-                    metrics["rougeL"] - baseline["rougeL"], abs=0.011
-                )
+                delta, low, high = (float(x) for x in re.findall(r"[+-]\d+\.\d+", cells[4]))
+                assert delta == pytest.approx(metrics["rougeL"] - baseline["rougeL"], abs=0.011)
+                assert low <= delta + 0.005 and delta - 0.005 <= high
+                significant = {low > 0: "significant gain", high < 0: "significant loss"}
+                assert cells[6] == significant.get(True, "within noise")
     zero_shot = load(out / "runs" / plan["base_eval"] / "result.json")["metrics"]
     line = next(x for x in report.splitlines() if x.startswith("| base model, zero-shot"))
     assert f"{zero_shot['rougeL']:.2f}" in line
-    assert "## Winning configuration" in report
-    best = max(
-        (load(out / "runs" / r["run_id"] / "result.json") for r in plan["runs"]),
-        key=lambda r: r["metrics"]["rougeL"],
-    )
-    assert best["run_id"] in report.split("## Winning configuration")[1].split("##")[0]
+    overall = report.split("\n## Recommendation\n")[1].split("\n## ")[0]
+    runs = [load(out / "runs" / r["run_id"] / "result.json") for r in plan["runs"]]
+    best = max(r["metrics"]["rougeL"] for r in runs)
+    named = overall.split("Highest ROUGE-L of any configuration:")[1]
+    assert any(r["run_id"] in named for r in runs if r["metrics"]["rougeL"] == best)
+    assert f"{best:.2f}" in named
 
 
 def test_report_command_rebuilds_the_same_report(finished_sweep):

@@ -1,17 +1,43 @@
-"""Write the sweep report (Markdown with PNG charts) from the run store alone."""
+"""Write the sweep report (Markdown with PNG charts) from the run store alone.
+
+Numbers and verdicts come from ``tables`` and sentences from ``recommend``; this module only
+lays them out.
+"""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
 
-from lorasweep.metrics.rouge import ROUGE_KEYS
+import yaml
+
+from lorasweep.metrics import health
+from lorasweep.metrics.rouge import NAMES, ROUGE_KEYS
 from lorasweep.report import plots
-from lorasweep.report.tables import PRIMARY, Row, SweepTables, build_tables, describe_run
+from lorasweep.report.recommend import CHEAPEST, ONLY, SIGNIFICANT, Recommendation, verdict_words
+from lorasweep.report.tables import (
+    PRIMARY,
+    TABLE_KEYS,
+    PerspectiveRow,
+    Row,
+    SweepTables,
+    build_tables,
+    describe_run,
+)
+from lorasweep.stats.bootstrap import CONFIDENCE, GAIN, LOSS, NOISE, RESAMPLES, Delta
 from lorasweep.store.store import RunStore, replace_dir
 
-NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+BASIS = {
+    SIGNIFICANT: "significantly best",
+    CHEAPEST: "cheapest within noise of the best",
+    ONLY: "only finished value",
+}
+KINDS = {
+    "measured": "measured",
+    "extractive": "extractive, no model",
+    "external": "external predictions",
+    "reported": "**reported**, not measured",
+}
 
 
 def write_report(store: RunStore) -> Path:
@@ -23,10 +49,11 @@ def write_report(store: RunStore) -> Path:
     for table in tables.experiments:
         made = [
             plots.experiment_chart(table, staging / f"{table.name}.png"),
+            plots.delta_chart(table, staging / f"{table.name}-delta.png"),
             plots.loss_chart(table, store, staging / f"{table.name}-loss.png"),
         ]
         charts[table.name] = [p.name for p in made if p]
-    (staging / "report.md").write_text(render(tables, _sweep_summary(store), charts))
+    (staging / "report.md").write_text(render(tables, _sweep_summary(store, tables), charts))
     replace_dir(staging, store.report_dir)
     return store.report_dir / "report.md"
 
@@ -36,63 +63,243 @@ def render(tables: SweepTables, summary: str, charts: dict[str, list[str]]) -> s
     lines = [f"# LoRA sweep report: {tables.name}", "", summary, ""]
     for table in tables.experiments:
         lines += [f"## Experiment: {table.name} (`{table.factor}`)", ""]
-        lines += _experiment_table(table.rows)
+        lines += experiment_table(table.rows)
         lines += [""] + [f"![{name}]({name})" for name in charts.get(table.name, [])] + [""]
-    lines += _winner(tables)
+        lines += recommendation_section(table.recommendation, table.rows)
+    lines += _overall(tables)
+    lines += _confirmation(tables)
+    lines += _test(tables)
     lines += _perspective(tables)
+    lines += _health(tables)
     lines += _runs(tables)
     return "\n".join(lines) + "\n"
 
 
-def _experiment_table(rows: list[Row]) -> list[str]:
-    header = "| value | " + " | ".join(NAMES[k] for k in ROUGE_KEYS) + " | Δ ROUGE-L vs baseline |"
-    lines = [header, "|---|" + "---:|" * (len(ROUGE_KEYS) + 1)]
+def experiment_table(rows: list[Row]) -> list[str]:
+    """value | scores | delta vs baseline [CI] | share <= 0 | verdict | trainable params."""
+    header = (
+        "| value | "
+        + " | ".join(NAMES[k] for k in TABLE_KEYS)
+        + f" | Δ {NAMES[PRIMARY]} vs baseline [{CONFIDENCE:.0%} CI] | P(Δ≤0) | verdict "
+        "| trainable params |"
+    )
+    lines = [header, "|---|" + "---:|" * (len(TABLE_KEYS) + 2) + "---|---:|"]
+    partial = False  # some delta rests on fewer seeds than the row's mean
     for row in rows:
         label = f"{row.label} (baseline)" if row.is_baseline else row.label
         if not row.metrics:
-            lines.append(f"| {label} | " + " | ".join([row.status] * len(ROUGE_KEYS)) + " | |")
+            cells = [row.status] * len(TABLE_KEYS) + ["", "", "", ""]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
             continue
-        cells = [_bold(f"{row.metrics[k]:.2f}", row.is_best.get(k, False)) for k in ROUGE_KEYS]
-        delta = "—" if row.is_baseline or row.delta is None else f"{row.delta:+.2f}"
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {delta} |")
+        cells = [_bold(_score(row, k), row.is_best.get(k, False)) for k in TABLE_KEYS]
+        if row.is_baseline:
+            cells += ["—", "—", "—"]
+        else:
+            delta = row.delta
+            mark = " †" if delta and delta.n_seeds < len(row.done_ids) else ""
+            partial = partial or bool(mark)
+            cells += [
+                _delta(delta) + mark,
+                f"{delta.share_at_or_below_zero:.3f}" if delta else "—",
+                verdict_words(delta),
+            ]
+        cells.append(_params(row.cost.trainable_params))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if partial:
+        lines += [
+            "",
+            "† Δ pairs seed i with the baseline's seed i, so it uses only the seeds that "
+            "finished for both configurations; the scores beside it average all finished seeds.",
+        ]
     return lines
 
 
-def _winner(tables: SweepTables) -> list[str]:
-    lines = ["## Winning configuration", ""]
-    winner = tables.winner
-    if winner is None:
-        return lines + ["No LoRA run finished, so there is no winner yet.", ""]
-    score = winner["metrics"][PRIMARY]
-    text = f"Highest ROUGE-L: **{_label(winner)}** (`{winner['run_id']}`) with {score:.2f}"
-    if tables.baseline is not None:
-        gain = score - tables.baseline["metrics"][PRIMARY]
-        text += (
-            " — it is the baseline itself."
-            if winner["run_id"] == tables.baseline["run_id"]
-            else f", {gain:+.2f} points against the baseline."
+def recommendation_section(recommendation: Recommendation, rows: list[Row]) -> list[str]:
+    """The experiment's recommendation: the numbers it rests on, then the sentences."""
+    lines = ["### Recommendation", ""]
+    if recommendation.reason in (SIGNIFICANT, CHEAPEST):
+        lines += [
+            f"| value | {NAMES[PRIMARY]} | Δ vs best [{CONFIDENCE:.0%} CI] | verdict vs best "
+            "| trainable params | train s |",
+            "|---|---:|---:|---|---:|---:|",
+        ]
+        by_label = {r.label: r for r in rows}
+        for candidate in recommendation.candidates:
+            row = by_label[candidate.label]
+            if candidate.label == recommendation.best:
+                delta, verdict = "— (best)", "—"
+            else:
+                found = recommendation.vs_best[candidate.label]
+                delta, verdict = _delta(found), verdict_words(found)
+            lines.append(
+                f"| {candidate.label} | {_score(row, PRIMARY)} | {delta} | {verdict} | "
+                f"{_params(candidate.trainable_params)} | {_number(candidate.train_s)} |"
+            )
+        lines.append("")
+    return lines + [" ".join(recommendation.sentences()), ""]
+
+
+def _overall(tables: SweepTables) -> list[str]:
+    lines = ["## Recommendation", ""]
+    if tables.experiments:
+        lines += [
+            f"| experiment | factor | recommended | basis | {NAMES[PRIMARY]} "
+            f"| Δ {NAMES[PRIMARY]} vs baseline [{CONFIDENCE:.0%} CI] | verdict vs baseline |",
+            "|---|---|---|---|---:|---:|---|",
+        ]
+        for table in tables.experiments:
+            choice = table.recommendation
+            row = next((r for r in table.rows if r.label == choice.choice), None)
+            if row is None:
+                lines.append(f"| {table.name} | `{table.factor}` | — | no finished value | | | |")
+                continue
+            delta = "—" if row.is_baseline else _delta(row.delta)
+            verdict = "(the baseline)" if row.is_baseline else verdict_words(row.delta)
+            lines.append(
+                f"| {table.name} | `{table.factor}` | {choice.choice} | {BASIS[choice.reason]} "
+                f"| {_score(row, PRIMARY)} | {delta} | {verdict} |"
+            )
+        lines.append("")
+    lines += [" ".join(tables.overall.sentences()), ""]
+    best = tables.best
+    if best is None:
+        return lines + ["No LoRA run finished, so there is no best configuration yet.", ""]
+    ids = ", ".join(f"`{r}`" for r in best.done_ids)
+    text = f"Highest {NAMES[PRIMARY]} of any configuration: **{best.label}** ({ids}), "
+    text += f"{_score(best, PRIMARY)}"
+    if tables.tied_with_best:
+        text += f" (tied with {', '.join(tables.tied_with_best)})"
+    if best.is_baseline:
+        text += ": the baseline itself."
+    elif best.delta is not None:
+        text += f", {_delta(best.delta)} against the baseline ({verdict_words(best.delta)})."
+    else:
+        text += "."
+    settings = tables.results[best.done_ids[0]]
+    return lines + [text, "", f"Its settings: {describe_run(settings)}.", ""]
+
+
+def _confirmation(tables: SweepTables) -> list[str]:
+    confirmation = tables.confirmation
+    if confirmation is None:
+        return []
+    lines = ["## Confirmation run", ""]
+    row, best = confirmation.row, confirmation.best
+    if not row.metrics:
+        return lines + [f"The confirmation run ({row.label}) is {row.status}.", ""]
+    lines += _score_table(
+        [(f"confirmation ({row.label})", row), (f"best single-factor ({best.label})", best)]
+    )
+    delta = confirmation.vs_best
+    if delta is None:
+        sentence = (
+            f"The combination measured {NAMES[PRIMARY]} {_score(row, PRIMARY)}; it could not be "
+            f"paired with the best single-factor configuration ({best.label})."
         )
-    lines += [text, "", f"Settings: {describe_run(winner)}.", ""]
-    lines += [
-        "This ranks single runs on one evaluation subset; differences of a point or less "
-        "between configurations are often within noise.",
+    else:
+        consequence = {
+            GAIN: "the recommended values add up",
+            LOSS: f"the factors interact, so prefer {best.label}",
+            NOISE: "the combination neither adds up nor hurts, measurably",
+        }[delta.verdict]
+        sentence = (
+            f"The combination measured {NAMES[PRIMARY]} {_score(row, PRIMARY)}, {_delta(delta)} "
+            f"against the best single-factor configuration ({best.label}, "
+            f"{_score(best, PRIMARY)}): {verdict_words(delta)}; {consequence}."
+        )
+    return lines + ["", sentence, ""]
+
+
+def _score_table(rows: list[tuple[str, Row]]) -> list[str]:
+    lines = [
+        "| configuration | "
+        + " | ".join(NAMES[k] for k in TABLE_KEYS)
+        + f" | Δ {NAMES[PRIMARY]} vs baseline [{CONFIDENCE:.0%} CI] | verdict |",
+        "|---|" + "---:|" * (len(TABLE_KEYS) + 1) + "---|",
+    ]
+    for name, row in rows:
+        cells = [_score(row, k) for k in TABLE_KEYS]
+        if row.is_baseline:
+            cells += ["—", "(the baseline)"]
+        else:
+            cells += [_delta(row.delta), verdict_words(row.delta)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _test(tables: SweepTables) -> list[str]:
+    if not tables.test:
+        return []
+    lines = [
+        "## Held-out test split",
+        "",
+        "The configurations chosen on the evaluation split, re-evaluated on examples not used "
+        "to choose them.",
         "",
     ]
-    return lines
+    lines += _perspective_table(tables.test, kinds=False)
+    sentences = [
+        f"On the test split, the {row.name} scores {_delta(row.vs_baseline)} "
+        f"{NAMES[PRIMARY]} against the LoRA baseline: {verdict_words(row.vs_baseline)}."
+        for row in tables.test
+        if row.vs_baseline is not None
+    ]
+    return lines + ["", " ".join(sentences), ""] if sentences else lines + [""]
 
 
 def _perspective(tables: SweepTables) -> list[str]:
-    entries = [
-        ("base model, zero-shot (same prompt)", tables.base_model),
-        ("LoRA baseline", tables.baseline),
-        (f"best run ({_label(tables.winner)})" if tables.winner else "best run", tables.winner),
-    ]
     lines = ["## Perspective", ""]
-    lines += ["| system | " + " | ".join(NAMES[k] for k in ROUGE_KEYS) + " |"]
-    lines += ["|---|" + "---:|" * len(ROUGE_KEYS)]
-    for name, result in entries:
-        cells = [f"{result['metrics'][k]:.2f}" if result else "—" for k in ROUGE_KEYS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if not tables.perspective:
+        return lines + ["Nothing finished yet.", ""]
+    lines += _perspective_table(tables.perspective, kinds=True)
+    lines.append("")
+    if any(r.kind == "reported" for r in tables.perspective):
+        lines += [
+            "Reported rows are copied from their source, not measured here: their examples, "
+            "prompt and ROUGE settings may differ, so they have no interval and no verdict.",
+            "",
+        ]
+    return lines
+
+
+def _perspective_table(rows: list[PerspectiveRow], kinds: bool) -> list[str]:
+    keys = [k for k in ROUGE_KEYS if any(k in r.metrics for r in rows)]
+    head = "| system | " + ("kind | " if kinds else "") + " | ".join(NAMES[k] for k in keys)
+    head += f" | Δ {NAMES[PRIMARY]} vs LoRA baseline [{CONFIDENCE:.0%} CI] | verdict | source |"
+    lines = [head, "|---|" + ("---|" if kinds else "") + "---:|" * (len(keys) + 1) + "---|---|"]
+    for row in rows:
+        cells = [f"{row.metrics[k]:.2f}" if k in row.metrics else "—" for k in keys]
+        if row.is_baseline:
+            cells += ["—", "(the baseline)"]
+        else:
+            cells += [_delta(row.vs_baseline), verdict_words(row.vs_baseline)]
+        kind = f"{KINDS[row.kind]} | " if kinds else ""
+        lines.append(f"| {row.name} | {kind}" + " | ".join(cells) + f" | {row.note} |")
+    return lines
+
+
+def _health(tables: SweepTables) -> list[str]:
+    lines = [
+        "## Generation health",
+        "",
+        f"Flagged when more than {health.MAX_EMPTY_SHARE:.0%} of outputs are empty, more than "
+        f"{health.MAX_HIT_LIMIT_SHARE:.0%} stop at max_new_tokens, the mean length ratio "
+        f"(prediction words / reference words) is outside "
+        f"{health.LENGTH_RATIO_RANGE[0]:g}-{health.LENGTH_RATIO_RANGE[1]:g}, or more than "
+        f"{health.MAX_REPEAT_SHARE:.0%} repeat the prompt (share {health.REPEAT_NGRAM} words in "
+        f"a row with the input, or open with its first {health.START_WORDS} words).",
+        "",
+        "| run | examples | empty | hit max_new_tokens | length ratio | repeat prompt | flags |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in tables.health:
+        h = row.health
+        flags = "⚠ " + "; ".join(h.flags) if h.flags else "ok"
+        name = f"{row.name} (`{row.run_id}`)" if row.run_id else row.name
+        lines.append(
+            f"| {name} | {h.examples} | {h.empty} | {_count(h.hit_limit)} | "
+            f"{_number(h.length_ratio, '.2f')} | {_count(h.repeats_prompt)} | {flags} |"
+        )
     return lines + [""]
 
 
@@ -102,11 +309,10 @@ def _runs(tables: SweepTables) -> list[str]:
     for run_id, result in tables.results.items():
         timings = result.get("timings", {})
         efficiency = result.get("efficiency", {})
-        params = efficiency.get("trainable_params")
         lines.append(
             f"| `{run_id}` | {', '.join(result['labels'])} | {result['status']} | "
             f"{_number(timings.get('train_s'))} | {_number(timings.get('eval_s'))} | "
-            f"{params if params is not None else ''} |"
+            f"{_params(efficiency.get('trainable_params'))} |"
         )
     failed = [r for r in tables.results.values() if r["status"] != "done"]
     for result in failed:
@@ -114,32 +320,57 @@ def _runs(tables: SweepTables) -> list[str]:
     return lines + [""]
 
 
-def _sweep_summary(store: RunStore) -> str:
-    import yaml
-
+def _sweep_summary(store: RunStore, tables: SweepTables) -> str:
     sweep = yaml.safe_load((store.root / "sweep.yaml").read_text())
     evaluation = sweep["evaluation"]
     stemming = "with" if evaluation["use_stemmer"] else "no"
+    seeds = [s for s in tables.seeds if s is not None]
+    training = (
+        f"trained once per seed ({', '.join(map(str, seeds))}); scores are means over seeds "
+        "± their standard deviation"
+        if len(seeds) > 1
+        else "trained once"
+    )
+    resampling = "seeds and examples (both paired)" if len(seeds) > 1 else "the examples (paired)"
     return (
         f"Model `{sweep['model']['name']}`, data `{sweep['data']['source']}`. "
-        f"Each configuration is trained once and evaluated on the same {evaluation['size']} "
+        f"Each configuration is {training}, and evaluated on the same {evaluation['size']} "
         f"examples of the `{evaluation['split']}` split (shuffle seed {evaluation['seed']}) "
         f"with greedy decoding. Scores are ROUGE F-measures in points (x100) from Google's "
         f"`rouge-score`, {stemming} stemming, averaged over examples. **Bold**: the best value "
-        f"in its column."
+        f"in its column.\n\n"
+        f"Δ is a difference of means against the baseline on the same examples; its "
+        f"{CONFIDENCE:.0%} interval is the percentile interval of {RESAMPLES:,} bootstrap "
+        f"resamples of {resampling}. A difference is a *significant gain* or *loss* when the "
+        f"interval excludes 0, else *within noise*. P(Δ≤0) is the share of resamples at or "
+        f"below 0."
     )
 
 
-def _label(result: dict[str, Any] | None) -> str:
-    if not result:
-        return ""
-    labels = [x for x in result["labels"] if x != "baseline"]
-    return "baseline" if "baseline" in result["labels"] else (labels[0] if labels else "")
+def _score(row: Row, key: str) -> str:
+    if key not in row.metrics:
+        return "—"
+    text = f"{row.metrics[key]:.2f}"
+    return f"{text} ± {row.spread[key]:.2f}" if key in row.spread else text
+
+
+def _delta(delta: Delta | None) -> str:
+    if delta is None:
+        return "—"
+    return f"{delta.delta:+.2f} [{delta.low:+.2f}, {delta.high:+.2f}]"
+
+
+def _params(value: float | None) -> str:
+    return f"{value:,.0f}" if value is not None else ""
+
+
+def _count(value: int | None) -> str:
+    return str(value) if value is not None else "—"
 
 
 def _bold(text: str, bold: bool) -> str:
     return f"**{text}**" if bold else text
 
 
-def _number(value: float | None) -> str:
-    return f"{value:.1f}" if value is not None else ""
+def _number(value: float | None, spec: str = ".1f") -> str:
+    return format(value, spec) if value is not None else ""

@@ -1,25 +1,79 @@
-"""The report's numbers as plain data, computed from the run store alone (no plotting here)."""
+"""The report's numbers as plain data, computed from the run store alone (no plotting here).
+
+Every row of a table stands for a list of run ids, one per training seed (one without seeds):
+its scores are the mean over seeds, with the standard deviation across seeds, and its delta
+against the baseline comes from a paired bootstrap over the per-example scores in
+``predictions.jsonl`` (hierarchical over seeds and examples when there are several seeds).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from statistics import fmean, stdev
 from typing import Any
 
+import yaml
+
+from lorasweep.evaluation.extractive import extractive_predictions
+from lorasweep.external import external_rows
+from lorasweep.metrics.health import Health, generation_health
 from lorasweep.metrics.rouge import DIRECTIONS, ROUGE_KEYS
+from lorasweep.report.recommend import Candidate, Overall, Recommendation, recommend
+from lorasweep.stats.bootstrap import Delta, Interval
+from lorasweep.stats.pairing import pair_examples
+from lorasweep.stats.scores import ExampleScores
 from lorasweep.store.store import DONE, RunStore
 
-PRIMARY = "rougeL"  # the metric deltas, winners and charts are about
+PRIMARY = "rougeL"  # the metric deltas, verdicts, recommendations and charts are about
+TABLE_KEYS = ("rouge1", "rouge2", "rougeL")  # the experiment tables' score columns
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a configuration costs, averaged over its finished seeds."""
+
+    trainable_params: float | None = None
+    train_s: float | None = None
 
 
 @dataclass(frozen=True)
 class Row:
+    """One configuration of a table: one run per seed.
+
+    Attributes:
+        label: The value as the config writes it (``16``), or a name (``rank=16``).
+        run_ids: One run id per seed, in seed order.
+        status: ``done`` when at least one seed finished, else the first seed's status.
+        metrics: Mean over the finished seeds of each run's mean scores.
+        spread: Standard deviation across finished seeds (empty with fewer than two).
+        done_ids: The finished runs.
+        vs_baseline: Metric -> paired delta against the baseline (empty for the baseline).
+        is_baseline: The row is the baseline's configuration.
+        is_best: Metric -> the best value of its table.
+        cost: Trainable parameters and training seconds.
+        interval: 95% bootstrap interval of the mean ROUGE-L (None without predictions).
+    """
+
     label: str
-    run_id: str
+    run_ids: tuple[str, ...]
     status: str
-    metrics: dict[str, float]  # empty unless done
-    delta: float | None  # PRIMARY minus the baseline's
+    metrics: dict[str, float]
+    spread: dict[str, float]
+    done_ids: tuple[str, ...]
+    vs_baseline: dict[str, Delta]
     is_baseline: bool
-    is_best: dict[str, bool]  # per metric: the best value of its table
+    is_best: dict[str, bool] = field(default_factory=dict)
+    cost: Cost = Cost()
+    interval: Interval | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.run_ids[0]
+
+    @property
+    def delta(self) -> Delta | None:
+        """The paired ROUGE-L delta against the baseline."""
+        return self.vs_baseline.get(PRIMARY)
 
 
 @dataclass(frozen=True)
@@ -27,55 +81,193 @@ class ExperimentTable:
     name: str
     factor: str
     rows: list[Row]
+    recommendation: Recommendation
+
+
+@dataclass(frozen=True)
+class PerspectiveRow:
+    """A system in the perspective table: measured here, extractive, external, or reported.
+
+    Attributes:
+        name: What the row is.
+        kind: ``measured``, ``extractive``, ``external`` or ``reported``.
+        metrics: Mean scores (for external rows paired with the sweep: on the sweep's examples).
+        vs_baseline: Paired ROUGE-L delta against the LoRA baseline; None when not paired.
+        note: Where the numbers come from (run ids, file, source, pairing).
+    """
+
+    name: str
+    kind: str
+    metrics: dict[str, float]
+    vs_baseline: Delta | None
+    note: str = ""
+    is_baseline: bool = False  # the LoRA baseline itself, the reference of the deltas
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    name: str
+    run_id: str | None  # None for an external file
+    health: Health
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The combination of the recommended values, trained as one more configuration."""
+
+    row: Row
+    best: Row  # the best single-factor configuration
+    vs_best: Delta | None  # ROUGE-L of the combination minus the best's
 
 
 @dataclass(frozen=True)
 class SweepTables:
     name: str
-    baseline: dict[str, Any] | None
+    seeds: list[Any]  # the training seeds (one entry without seeds)
+    baseline: Row | None
     base_model: dict[str, Any] | None
     experiments: list[ExperimentTable]
-    winner: dict[str, Any] | None
+    best: Row | None  # the configuration with the highest ROUGE-L, labelled ``experiment=value``
+    tied_with_best: list[str]  # other configurations with exactly the same ROUGE-L
+    overall: Overall
+    confirmation: Confirmation | None
+    test: list[PerspectiveRow]  # the held-out test split's re-evaluations, when planned
+    perspective: list[PerspectiveRow]
+    health: list[HealthRow]
     results: dict[str, dict[str, Any]]  # run id -> result record (any status)
 
 
 def build_tables(store: RunStore) -> SweepTables:
-    """Everything the report shows, from ``plan.json`` and the runs' result records."""
+    """Everything the report shows, from ``plan.json``, ``sweep.yaml`` and the runs' records."""
     plan = store.plan()
-    ids = [plan["base_eval"]] + [r["run_id"] for r in plan["runs"]]
-    results = {run_id: result for run_id in ids if (result := store.result(run_id))}
-    done = {run_id: r for run_id, r in results.items() if r["status"] == DONE}
-    baseline = done.get(plan["baseline"])
-    baseline_score = baseline["metrics"][PRIMARY] if baseline else None
+    sweep = _sweep_config(store)
+    results = _results(store, plan)
+    scores = ExampleScores(store, {r for r, result in results.items() if result["status"] == DONE})
+    reference = _baseline_ids(plan)
+    baseline = _row("baseline", reference, True, results, scores, reference)
 
     experiments = []
     for experiment in plan["experiments"]:
-        rows = []
-        for row in experiment["rows"]:
-            result = results.get(row["run_id"])
-            metrics = result["metrics"] if result and result["status"] == DONE else {}
-            delta = (
-                metrics[PRIMARY] - baseline_score
-                if metrics and baseline_score is not None
-                else None
+        rows = [
+            _row(
+                row["label"],
+                tuple(row.get("run_ids") or [row["run_id"]]),
+                row["is_baseline"],
+                results,
+                scores,
+                reference,
             )
-            status = result["status"] if result else "planned"
-            rows.append(
-                Row(row["label"], row["run_id"], status, metrics, delta, row["is_baseline"], {})
-            )
+            for row in experiment["rows"]
+        ]
+        rows = _mark_best(rows)
         experiments.append(
-            ExperimentTable(experiment["name"], experiment["factor"], _mark_best(rows))
+            ExperimentTable(
+                experiment["name"],
+                experiment["factor"],
+                rows,
+                _recommend(experiment["name"], experiment["factor"], rows, scores),
+            )
         )
 
-    lora_runs = [r for r in done.values() if r["kind"] == "lora"]
-    winner = max(lora_runs, key=lambda r: r["metrics"][PRIMARY], default=None)
+    # The best configuration of the whole sweep; the baseline counts once, under its own name,
+    # and first, so that it wins a tie (a tie is no reason to change the baseline).
+    candidates = ([baseline] if baseline.metrics else []) + [
+        replace(r, label=f"{t.name}={r.label}")
+        for t in experiments
+        for r in t.rows
+        if r.metrics and not r.is_baseline
+    ]
+    best = max(candidates, key=lambda r: r.metrics[PRIMARY], default=None)
+    tied_with_best = [
+        r.label for r in candidates if r is not best and r.metrics[PRIMARY] == best.metrics[PRIMARY]
+    ]
+    overall = Overall(
+        [t.recommendation for t in experiments],
+        {t.name: r.label for t in experiments for r in t.rows if r.is_baseline},
+        has_confirmation="confirmation" in plan,
+    )
+    confirmation = _confirmation(plan, results, scores, reference, best)
+    base_model = results.get(plan["base_eval"])
+    base_model = base_model if base_model and base_model["status"] == DONE else None
     return SweepTables(
         name=plan["name"],
+        seeds=list(plan.get("seeds") or [None]),
         baseline=baseline,
-        base_model=done.get(plan["base_eval"]),
+        base_model=base_model,
         experiments=experiments,
-        winner=winner,
+        best=best,
+        tied_with_best=tied_with_best,
+        overall=overall,
+        confirmation=confirmation,
+        test=_test_rows(plan, results, scores),
+        perspective=_perspective(store, plan, sweep, baseline, best, confirmation, results, scores),
+        health=_health(store, plan, results, scores),
         results=results,
+    )
+
+
+def _sweep_config(store: RunStore) -> dict[str, Any]:
+    path = store.root / "sweep.yaml"
+    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+
+
+def _results(store: RunStore, plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    ids = [plan["base_eval"]] + [r["run_id"] for r in plan["runs"]]
+    ids += [i for e in plan["experiments"] for row in e["rows"] for i in row.get("run_ids", [])]
+    ids += (plan.get("confirmation") or {}).get("run_ids", [])
+    ids += [i for i in (plan.get("test") or {}).values() if isinstance(i, str)]
+    return {run_id: result for run_id in dict.fromkeys(ids) if (result := store.result(run_id))}
+
+
+def _baseline_ids(plan: dict[str, Any]) -> tuple[str, ...]:
+    """The baseline's run per seed: from an experiment row that is the baseline, if any."""
+    for experiment in plan["experiments"]:
+        for row in experiment["rows"]:
+            if row["is_baseline"]:
+                return tuple(row.get("run_ids") or [row["run_id"]])
+    return tuple(plan.get("baseline_run_ids") or [plan["baseline"]])
+
+
+def _row(
+    label: str,
+    run_ids: tuple[str, ...],
+    is_baseline: bool,
+    results: dict[str, dict[str, Any]],
+    scores: ExampleScores,
+    reference: tuple[str, ...],
+) -> Row:
+    finished = [results[r] for r in run_ids if r in results and results[r]["status"] == DONE]
+    done_ids = tuple(r["run_id"] for r in finished)
+    if not finished:
+        statuses = [results[r]["status"] for r in run_ids if r in results]
+        return Row(label, run_ids, statuses[0] if statuses else "planned", {}, {}, (), {},
+                   is_baseline)  # fmt: skip
+    keys = [k for k in ROUGE_KEYS if all(k in r["metrics"] for r in finished)]
+    metrics = {k: fmean(r["metrics"][k] for r in finished) for k in keys}
+    spread = (
+        {k: stdev(r["metrics"][k] for r in finished) for k in keys} if len(finished) > 1 else {}
+    )
+    vs_baseline = {} if is_baseline else scores.compare(reference, run_ids)
+    return Row(
+        label,
+        run_ids,
+        DONE,
+        metrics,
+        spread,
+        done_ids,
+        vs_baseline,
+        is_baseline,
+        cost=_cost(finished),
+        interval=scores.interval(done_ids, PRIMARY),
+    )
+
+
+def _cost(finished: list[dict[str, Any]]) -> Cost:
+    params = [r.get("efficiency", {}).get("trainable_params") for r in finished]
+    seconds = [r.get("timings", {}).get("train_s") for r in finished]
+    return Cost(
+        fmean(params) if params and None not in params else None,
+        fmean(seconds) if seconds and None not in seconds else None,
     )
 
 
@@ -83,18 +275,200 @@ def _mark_best(rows: list[Row]) -> list[Row]:
     scored = [r for r in rows if r.metrics]
     best = {}
     for key in ROUGE_KEYS:
-        values = [r.metrics[key] for r in scored]
+        values = [r.metrics[key] for r in scored if key in r.metrics]
         if values:
             best[key] = max(values) if DIRECTIONS[key] == "higher" else min(values)
-    return [
-        Row(
-            **{
-                **r.__dict__,
-                "is_best": {k: bool(r.metrics) and r.metrics[k] == v for k, v in best.items()},
-            }
-        )
-        for r in rows
+    return [replace(r, is_best={k: r.metrics.get(k) == v for k, v in best.items()}) for r in rows]
+
+
+def _recommend(name: str, factor: str, rows: list[Row], scores: ExampleScores) -> Recommendation:
+    finished = {r.label: r for r in rows if r.metrics}
+    candidates = [
+        Candidate(r.label, r.metrics[PRIMARY], r.cost.trainable_params, r.cost.train_s)
+        for r in finished.values()
     ]
+
+    def versus_best(best: str, other: str) -> Delta | None:
+        deltas = scores.compare(finished[best].run_ids, finished[other].run_ids)
+        return deltas.get(PRIMARY)
+
+    return recommend(name, factor, candidates, versus_best)
+
+
+def _confirmation(
+    plan: dict[str, Any],
+    results: dict[str, dict[str, Any]],
+    scores: ExampleScores,
+    reference: tuple[str, ...],
+    best: Row | None,
+) -> Confirmation | None:
+    planned = plan.get("confirmation")
+    if not planned or not planned.get("run_ids"):
+        return None
+    label = planned.get("label") or "confirmation"
+    row = _row(label, tuple(planned["run_ids"]), False, results, scores, reference)
+    if best is None:
+        return None
+    vs_best = scores.compare(best.run_ids, row.run_ids).get(PRIMARY) if row.metrics else None
+    return Confirmation(row, best, vs_best)
+
+
+def _test_rows(
+    plan: dict[str, Any], results: dict[str, dict[str, Any]], scores: ExampleScores
+) -> list[PerspectiveRow]:
+    test = plan.get("test") or {}
+    names = {
+        "baseline": "LoRA baseline",
+        "confirmation": "confirmation run",
+        "best": "best single-factor configuration",
+    }
+    baseline = test.get("baseline")
+    rows = []
+    for key, name in names.items():
+        run_id = test.get(key)
+        result = results.get(run_id) if run_id else None
+        if not result or result["status"] != DONE:
+            continue
+        delta = None
+        if key != "baseline" and baseline in results and results[baseline]["status"] == DONE:
+            delta = scores.compare((baseline,), (run_id,)).get(PRIMARY)
+        rows.append(
+            PerspectiveRow(
+                name, "measured", result["metrics"], delta, f"`{run_id}`", key == "baseline"
+            )
+        )
+    return rows
+
+
+def _perspective(
+    store: RunStore,
+    plan: dict[str, Any],
+    sweep: dict[str, Any],
+    baseline: Row,
+    best: Row | None,
+    confirmation: Confirmation | None,
+    results: dict[str, dict[str, Any]],
+    scores: ExampleScores,
+) -> list[PerspectiveRow]:
+    reference = baseline.done_ids
+    rows = []
+    base = results.get(plan["base_eval"])
+    if base and base["status"] == DONE:
+        rows.append(
+            PerspectiveRow(
+                "base model, zero-shot (same prompt)",
+                "measured",
+                base["metrics"],
+                scores.compare(reference, (base["run_id"],)).get(PRIMARY),
+                f"`{base['run_id']}`",
+            )
+        )
+    if baseline.metrics:
+        rows.append(
+            PerspectiveRow(
+                "LoRA baseline", "measured", baseline.metrics, None, _ids(baseline), True
+            )
+        )
+    if best is not None and best.run_ids != baseline.run_ids:
+        rows.append(
+            PerspectiveRow(
+                f"best configuration ({best.label})",
+                "measured",
+                best.metrics,
+                best.delta,
+                _ids(best),
+            )
+        )
+    if confirmation is not None and confirmation.row.metrics:
+        row = confirmation.row
+        rows.append(
+            PerspectiveRow(
+                f"confirmation run ({row.label})", "measured", row.metrics, row.delta, _ids(row)
+            )
+        )
+    # Every run scores the same examples; take them from the baseline, else from any run.
+    source = next(iter(reference), None) or next(
+        (r for r, result in results.items() if result["status"] == DONE), None
+    )
+    examples = scores.rows(source) if source else []
+    if examples and all("input" in row and "reference" in row for row in examples):
+        use_stemmer = bool(sweep.get("evaluation", {}).get("use_stemmer", False))
+        for name, predictions in extractive_predictions(examples, use_stemmer).items():
+            scores.add(f"extractive:{name}", predictions)
+            rows.append(
+                PerspectiveRow(
+                    name,
+                    "extractive",
+                    _means(predictions),
+                    scores.compare(reference, (f"extractive:{name}",)).get(PRIMARY),
+                    "lines of the input, no model",
+                )
+            )
+    for result, predictions in external_rows(store):
+        rows.append(_external(result, predictions, reference, scores))
+    for reported in sweep.get("reported") or []:
+        metrics = {k: reported[k] for k in ROUGE_KEYS if reported.get(k) is not None}
+        rows.append(
+            PerspectiveRow(reported["label"], "reported", metrics, None, reported.get("source", ""))
+        )
+    return rows
+
+
+def _external(
+    result: dict[str, Any],
+    predictions: list[dict[str, Any]],
+    reference: tuple[str, ...],
+    scores: ExampleScores,
+) -> PerspectiveRow:
+    source = f"external:{result['name']}"
+    scores.add(source, predictions)
+    pairing = pair_examples(scores.rows(reference[0]), predictions) if reference else None
+    if pairing is None:
+        note = f"{len(predictions)} examples, not the sweep's: not paired"
+        return PerspectiveRow(result["name"], "external", result["metrics"], None, note)
+    matched = [predictions[i] for i in pairing.indices]
+    note = f"paired by {pairing.by} on the sweep's {len(matched)} examples"
+    if len(matched) < len(predictions):
+        note += f" (of {len(predictions)} in the file)"
+    return PerspectiveRow(
+        result["name"],
+        "external",
+        _means(matched),
+        scores.compare(reference, (source,)).get(PRIMARY),
+        note,
+    )
+
+
+def _health(
+    store: RunStore, plan: dict[str, Any], results: dict[str, dict[str, Any]], scores: ExampleScores
+) -> list[HealthRow]:
+    rows = []
+    for run_id, result in results.items():
+        if result["status"] != DONE:
+            continue
+        cap = _token_cap(result)
+        name = "zero-shot" if run_id == plan["base_eval"] else ", ".join(result["labels"])
+        rows.append(HealthRow(name, run_id, generation_health(scores.rows(run_id), cap)))
+    for result, predictions in external_rows(store):
+        rows.append(HealthRow(f"{result['name']} (external)", None, generation_health(predictions)))
+    return rows
+
+
+def _token_cap(result: dict[str, Any]) -> int | None:
+    """The run's max_new_tokens: the value it used (``auto`` resolved), else the config's."""
+    for record in (result.get("generation"), result.get("config", {}).get("generation")):
+        cap = (record or {}).get("max_new_tokens")
+        if isinstance(cap, int) and not isinstance(cap, bool):
+            return cap
+    return None
+
+
+def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
+    return {k: fmean(r[k] for r in rows) for k in ROUGE_KEYS if rows and all(k in r for r in rows)}
+
+
+def _ids(row: Row) -> str:
+    return ", ".join(f"`{r}`" for r in row.done_ids)
 
 
 def describe_run(result: dict[str, Any]) -> str:

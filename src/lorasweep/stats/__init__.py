@@ -1,0 +1,1 @@
+"""Statistics over per-example scores: paired and hierarchical bootstrap intervals."""

@@ -91,6 +91,42 @@ def test_eval_size_larger_than_split(good, tmp_path, capsys):
         ("model.name", "/nonexistent/model", "model.name: no such directory: /nonexistent/model"),
         ("data.source", "/nonexistent/data", "data.source: no such file or directory"),
         ("evaluation.split", "dev", "evaluation.split: no split 'dev'"),
+        ("evaluation.seed", -1, "evaluation.seed: must be greater than or equal to 0"),
+        ("baseline.lora.r", 10**9, "baseline.lora.r: must be less than or equal to 65536"),
+        ("baseline.training.max_length", 10**12, "baseline.training.max_length: must be less than"),
+        (
+            "baseline.training.warmup_steps",
+            -5,
+            "baseline.training.warmup_steps: must be greater than or equal to 0",
+        ),
+        (
+            "baseline.training.max_steps",
+            2.5,
+            "baseline.training.max_steps: must be a valid integer",
+        ),
+        (
+            "baseline.lora.alpha",
+            "two r",
+            "baseline.lora.alpha: must be a number or a multiple of r",
+        ),
+        (
+            "baseline.lora.target_modules",
+            [],
+            "baseline.lora.target_modules: must name at least one module",
+        ),
+        (
+            "prompt.chat_template",
+            "sometimes",
+            "prompt.chat_template: must be auto, true or false (got 'sometimes')",
+        ),
+        (
+            "baseline.training",
+            {"learning_rate": 1e-3},
+            "baseline.training: set max_steps or epochs",
+        ),
+        ("model", {}, "model.name: is required"),
+        ("experiments", [{"name": "x", "values": [1]}], "experiments[0].factor: is required"),
+        ("experiments", "rank", "experiments: must be a valid list"),
     ],
 )
 def test_bad_values(good, tmp_path, capsys, path, value, expected):
@@ -137,3 +173,22 @@ def test_dry_run_checks_targets_without_writing(good, tmp_path, capsys):
 def test_status_of_a_folder_that_is_no_sweep(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
     assert "is not a sweep folder" in capsys.readouterr().err
+
+
+def test_non_utf8_data(good, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_bytes(b'dialogue,summary\n"A: caf\xe9",A orders.\n')
+    (data / "validation.csv").write_text("dialogue,summary\nA: hi,A says hi.\n")
+    (line,) = run_bad(edit(good, "data.source", str(data)), tmp_path, capsys)
+    assert "train.csv is not UTF-8 text (byte" in line
+
+
+def test_a_rejected_config_leaves_an_existing_store_untouched(good, tmp_path, capsys):
+    store = tmp_path / "store"
+    (store / "runs" / "run-abc").mkdir(parents=True)
+    (store / "plan.json").write_text("{}")
+    before = {p: p.stat().st_mtime_ns for p in store.rglob("*")}
+    config = write_yaml(tmp_path / "bad.yaml", edit(good, "baseline.lora.r", 0))
+    assert main(["run", str(config), "--out", str(store)]) == 2
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("*")} == before

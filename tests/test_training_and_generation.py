@@ -13,7 +13,7 @@ from lorasweep.data.prompts import IGNORE_INDEX, PromptFormatter
 from lorasweep.data.sources import Example
 from lorasweep.evaluation.generate import generate
 from lorasweep.metrics.rouge import mean_scores, score_examples
-from lorasweep.training.loop import fit
+from lorasweep.training.loop import Checkpoints, TrainingDiverged, _micro_batches, collate, fit
 from lorasweep.training.model import linear_module_names
 
 EXAMPLES = [
@@ -54,7 +54,7 @@ def test_chat_prompt_masks_everything_but_the_reply(tokenizer):
     target = tokenizer.decode([t for t in encoded.labels if t != IGNORE_INDEX])
     # The reply, ended by end-of-turn (the built-in tokenizer gives every word a leading space).
     assert target.lstrip() == EXAMPLES[0].target + tokenizer.eos_token
-    assert tokenizer.decode(prompt).startswith(tokenizer.bos_token + "<|user|>\nSum up.\nAnn:")
+    assert tokenizer.decode(prompt).startswith(tokenizer.bos_token + "<|user|> Sum up.\n Ann:")
 
 
 def test_plain_template_appends_eos(tokenizer):
@@ -119,7 +119,7 @@ def test_rouge_matches_rouge_score_in_points():
         expected = scorer.score(r, p)
         assert row["rougeL"] == pytest.approx(100 * expected["rougeL"].fmeasure)
         assert row["rouge2"] == pytest.approx(100 * expected["rouge2"].fmeasure)
-    assert rows[2] == {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    assert set(rows[2].values()) == {0.0}  # an empty prediction scores zero
     assert mean_scores(rows)["rouge1"] == pytest.approx(sum(r["rouge1"] for r in rows) / 3)
     assert 0 < rows[0]["rouge1"] < 100
 
@@ -128,3 +128,96 @@ def test_stemming_is_configurable():
     plain = score_examples(["they meets"], ["they meeting"])[0]["rouge1"]
     stemmed = score_examples(["they meets"], ["they meeting"], use_stemmer=True)[0]["rouge1"]
     assert stemmed > plain
+
+
+def test_padding_to_the_batch_longest_gives_the_padded_to_max_length_loss(micro_model, tokenizer):
+    """Dynamic padding changes nothing but speed: the loss equals padding to max_length."""
+    model = lora_model(micro_model).eval()
+    formatter = PromptFormatter(tokenizer, PromptConfig(), "dialogue")
+    batch = [formatter.encode_example(e, 256) for e in EXAMPLES]
+    input_ids, attention_mask, labels = collate(batch, tokenizer.pad_token_id)
+    width = 128
+    padded = [
+        torch.nn.functional.pad(t, (0, width - t.shape[1]), value=v)
+        for t, v in (
+            (input_ids, tokenizer.pad_token_id),
+            (attention_mask, 0),
+            (labels, IGNORE_INDEX),
+        )
+    ]
+    with torch.no_grad():
+        dynamic = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        full = model(input_ids=padded[0], attention_mask=padded[1], labels=padded[2]).loss
+    assert dynamic.item() == pytest.approx(full.item(), rel=1e-5)
+
+
+def test_length_grouping_keeps_every_example_and_cuts_padding(tokenizer):
+    formatter = PromptFormatter(tokenizer, PromptConfig(), "dialogue")
+    rows = [
+        Example(str(i), "Ann: hi\nBob: yo" + " and more" * (i % 17), "Ann greets Bob.")
+        for i in range(256)
+    ]
+    encoded = [formatter.encode_example(e, 512) for e in rows]
+
+    def one_epoch(grouped: bool) -> list[list]:
+        batches = _micro_batches(encoded, 8, seed=3, group_by_length=grouped)
+        return [next(batches) for _ in range(len(encoded) // 8)]
+
+    def padding(epoch) -> int:
+        return sum(
+            max(len(e.input_ids) for e in b) * len(b) - sum(len(e.input_ids) for e in b)
+            for b in epoch
+        )
+
+    grouped, shuffled = one_epoch(True), one_epoch(False)
+    assert sorted(id(e) for b in grouped for e in b) == sorted(id(e) for e in encoded)
+    assert padding(grouped) < padding(shuffled) / 4
+    assert one_epoch(True) == grouped  # seeded: the same batches every time
+
+
+def test_resume_from_a_checkpoint_continues_bit_for_bit(micro_model, tokenizer, tmp_path):
+    formatter = PromptFormatter(tokenizer, PromptConfig(), "dialogue")
+    encoded = [formatter.encode_example(e, 256) for e in EXAMPLES]
+    config = TrainingConfig(
+        learning_rate=1e-2, max_steps=8, batch_size=2, lr_scheduler="cosine", warmup_steps=2
+    )
+    straight = fit(lora_model(micro_model), encoded, config, tokenizer.pad_token_id)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_five(log):
+        if log.step == 5:
+            raise Stop
+
+    checkpoints = Checkpoints(tmp_path / "checkpoint.pt", every=2)
+    with pytest.raises(Stop):
+        fit(
+            lora_model(micro_model),
+            encoded,
+            config,
+            tokenizer.pad_token_id,
+            stop_after_five,
+            checkpoints,
+        )
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 4
+    resumed = fit(
+        lora_model(micro_model, seed=123),
+        encoded,
+        config,
+        tokenizer.pad_token_id,
+        checkpoints=checkpoints,
+    )
+    assert [s.loss for s in resumed] == [s.loss for s in straight]
+
+
+def test_a_nan_loss_stops_the_run(micro_model, tokenizer):
+    model = lora_model(micro_model)
+    # A numeric blow-up inside the network, as a too-high learning rate or fp16 overflow causes.
+    model.base_model.model.model.layers[0].mlp.register_forward_hook(
+        lambda m, i, out: out * float("nan")
+    )
+    formatter = PromptFormatter(tokenizer, PromptConfig(), "dialogue")
+    encoded = [formatter.encode_example(e, 256) for e in EXAMPLES]
+    with pytest.raises(TrainingDiverged, match="loss is nan at step 1"):
+        fit(model, encoded, TrainingConfig(max_steps=3, batch_size=2), tokenizer.pad_token_id)

@@ -109,7 +109,7 @@ def builtin_model_path(
 
 
 def build_tiny_model(recipe: TinyRecipe, out_dir: Path, log: Callable[[str], None] = print) -> Path:
-    """Train a tokenizer and pretrain a tiny Llama on built-in dialogues; save both to ``out_dir``."""
+    """Train a tokenizer, pretrain a tiny Llama on built-in dialogues, save both to ``out_dir``."""
     from lorasweep.builtin.corpus import SPLIT_SEEDS, generate_dialogues
 
     dialogues = [
@@ -145,7 +145,7 @@ def tiny_config(recipe: TinyRecipe) -> LlamaConfig:
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer (any text encodes) with a chat template and a BOS post-processor."""
+    """A byte-level BPE tokenizer (any text encodes) with a chat template and a BOS prefix."""
     core = Tokenizer(models.BPE())
     # Every word carries its leading space, also at the start of a line, so "Anna" is one token
     # whether it opens a chat line ("\nAnna: ...") or sits inside a summary ("... and Anna").
@@ -203,7 +203,9 @@ def _pretrain(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     model.train()
-    for step, batch in zip(range(recipe.steps), _shuffled_batches(chunks, recipe, generator)):
+    for step, batch in zip(
+        range(recipe.steps), _shuffled_batches(chunks, recipe, generator), strict=False
+    ):
         loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lorasweep import __version__
+from lorasweep.cli import export, score
 from lorasweep.errors import UserError
 
 EXIT_FAILED_RUNS, EXIT_USER_ERROR = 1, 2
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="sweep folder (default: runs/<sweep name>)")
     run.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
     run.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    run.add_argument(
+        "--wait", action="store_true", help="queue behind another run on the same folder"
+    )
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="rebuild the report from a sweep folder")
@@ -63,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the built-in offline demo sweep (CPU, minutes)")
     demo.add_argument("--out", type=Path, default=Path("lorasweep-demo"))
     demo.set_defaults(handler=_demo)
+
+    export.add_parser(commands)
+    score.add_parser(commands)
     return parser
 
 
@@ -71,10 +78,14 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
     sweep = load_sweep(args.config)
     out = args.out or Path("runs") / sweep.name
-    return _run_sweep(sweep, out, console, dry_run=args.dry_run, retry_failed=args.retry_failed)
+    return _run_sweep(
+        sweep, out, console, dry_run=args.dry_run, retry_failed=args.retry_failed, wait=args.wait
+    )
 
 
-def _run_sweep(sweep, out: Path, console: Console, dry_run: bool, retry_failed: bool) -> int:
+def _run_sweep(
+    sweep, out: Path, console: Console, dry_run: bool, retry_failed: bool, wait: bool = False
+) -> int:
     from lorasweep.config.plan import build_plan
     from lorasweep.executors.local import run_sweep, target_fields
     from lorasweep.report.markdown import write_report
@@ -98,7 +109,7 @@ def _run_sweep(sweep, out: Path, console: Console, dry_run: bool, retry_failed: 
         return 0
     store = RunStore(out)
     tracker = build_trackers(sweep.tracking, out)
-    outcome = run_sweep(plan, store, console, retry_failed=retry_failed, tracker=tracker)
+    outcome = run_sweep(plan, store, console, retry_failed=retry_failed, tracker=tracker, wait=wait)
     report = write_report(store)
     tracker.end_sweep(report.parent)
     console.print(
@@ -107,6 +118,8 @@ def _run_sweep(sweep, out: Path, console: Console, dry_run: bool, retry_failed: 
     )
     for run_id, error in outcome.failed.items():
         console.print(f"  failed {run_id}: {error} (details: {store.run_dir(run_id)}/result.json)")
+    if outcome.failed and not retry_failed:
+        console.print("Rerun with --retry-failed to run the failed runs again.")
     console.print(f"Report: {report}")
     return EXIT_FAILED_RUNS if outcome.failed else 0
 
@@ -130,9 +143,10 @@ def _print_plan(plan, console: Console) -> None:
             if isinstance(modules, str)
             else ",".join(m.removesuffix("_proj") for m in modules)
         )
+        learning_rate = format_number(training["learning_rate"])
         table.add_row(
-            run.run_id, str(lora["r"]), f"{lora['alpha']:g}", format_number(training["learning_rate"]),
-            modules, ", ".join(run.labels),
+            run.run_id, str(lora["r"]), f"{lora['alpha']:g}", learning_rate, modules,
+            ", ".join(run.labels),
         )  # fmt: skip
     table.add_row(plan.base_eval.run_id, "", "", "", "", "zero-shot (base model)")
     console.print(table)

@@ -37,7 +37,7 @@ class Section(BaseModel):
     float), but a fractional value for an integer field is an error.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class ModelConfig(Section):
@@ -68,13 +68,20 @@ class DataConfig(Section):
 
 
 class PromptConfig(Section):
-    """How an example becomes a prompt. ``template`` fills ``{instruction}`` and the input column."""
+    """How an example becomes a prompt: ``template`` fills ``{instruction}`` and the input."""
 
     instruction: str = ""
     template: str = "{instruction}\n\n{input}"
     # auto: the tokenizer's chat template when it has one (one user message, the target as the
     # assistant reply), else the plain template followed directly by the target.
     chat_template: Literal["auto"] | bool = "auto"
+
+    @field_validator("chat_template", mode="before")
+    @classmethod
+    def _auto_or_bool(cls, value: Any) -> Any:
+        if value == "auto" or isinstance(value, bool):
+            return value
+        raise ValueError("must be auto, true or false")
 
     def placeholders(self) -> set[str]:
         return {name for _, name, _, _ in string.Formatter().parse(self.template) if name}
@@ -83,7 +90,7 @@ class PromptConfig(Section):
 class LoraConfig(Section):
     """LoRA adapter settings. ``alpha`` is a number or a multiple of r written like ``2r``."""
 
-    r: PositiveInt = 8
+    r: Annotated[int, Field(gt=0, le=65536)] = 8
     alpha: float | str = 16
     dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: str | list[str] = "qv"
@@ -133,14 +140,18 @@ class TrainingConfig(Section):
     learning_rate: PositiveFloat = 2e-4
     max_steps: PositiveInt | None = None
     epochs: PositiveFloat | None = None
-    batch_size: PositiveInt = 4
-    gradient_accumulation_steps: PositiveInt = 1
-    max_length: PositiveInt = 512  # prompt + target tokens; longer examples are cut from the left
+    batch_size: Annotated[int, Field(gt=0, le=65536)] = 4
+    gradient_accumulation_steps: Annotated[int, Field(gt=0, le=65536)] = 1
+    max_length: Annotated[int, Field(gt=0, le=1_048_576)] = (
+        512  # prompt + target tokens; longer examples are cut from the left
+    )
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
     warmup_steps: Annotated[int, Field(ge=0)] = 0
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     max_grad_norm: PositiveFloat | None = 1.0
-    seed: int = 42
+    # Batches of similar-length examples waste less compute on padding; the order stays seeded.
+    group_by_length: bool = True
+    seed: Annotated[int, Field(ge=0)] = 42
 
     @model_validator(mode="after")
     def _has_length(self) -> TrainingConfig:
@@ -154,14 +165,16 @@ class EvaluationConfig(Section):
 
     split: str = "validation"
     size: PositiveInt = 200
-    seed: int = 42
+    seed: Annotated[int, Field(ge=0)] = 42  # numpy seeds the shuffle: 0 or more
     use_stemmer: bool = False  # rouge-score's Porter stemmer; off matches most published numbers
 
 
 class GenerationConfig(Section):
     """Greedy decoding settings for evaluation."""
 
-    max_new_tokens: PositiveInt = 128
+    # auto: 1.5 x the 99th percentile of the training references' token lengths + 4: room for
+    # any normal summary, without decoding far past the references; a number sets it directly.
+    max_new_tokens: PositiveInt | Literal["auto"] = "auto"
     batch_size: PositiveInt = 16
 
 
@@ -173,7 +186,7 @@ class BaselineConfig(Section):
 
 
 class ExperimentConfig(Section):
-    """One factor varied around the baseline, e.g. ``factor: lora.r`` with ``values: [4, 8, 16]``."""
+    """One factor varied around the baseline: ``factor: lora.r`` with ``values: [4, 8, 16]``."""
 
     name: str
     factor: str
@@ -195,6 +208,12 @@ class ExperimentConfig(Section):
             choices = [f"{s}.{k}" for s, f in fields.items() for k in f]
             raise ValueError(f"unknown factor; choose one of {', '.join(choices)}")
         return value
+
+
+class ExecutionConfig(Section):
+    """How runs are executed; none of it changes a run's numbers, so none of it is in its hash."""
+
+    checkpoint_every: Annotated[int, Field(ge=0)] = 50  # optimizer steps; 0: no checkpoints
 
 
 class WandbConfig(Section):
@@ -220,6 +239,26 @@ class TrackingConfig(Section):
     mlflow: MlflowConfig | None = None
 
 
+class ReportedRow(Section):
+    """Published numbers shown in the report's perspective table, marked as reported, not measured.
+
+    Scores are in points (x100), as the report prints its own.
+    """
+
+    label: str = Field(min_length=1)
+    rouge1: float | None = Field(default=None, ge=0, le=100)
+    rouge2: float | None = Field(default=None, ge=0, le=100)
+    rougeL: float | None = Field(default=None, ge=0, le=100)
+    rougeLsum: float | None = Field(default=None, ge=0, le=100)
+    source: str = Field(min_length=1)  # where the numbers come from: a paper, a model card, a URL
+
+    @model_validator(mode="after")
+    def _has_a_score(self) -> ReportedRow:
+        if all(v is None for v in (self.rouge1, self.rouge2, self.rougeL, self.rougeLsum)):
+            raise ValueError("give at least one of rouge1, rouge2, rougeL, rougeLsum")
+        return self
+
+
 class SweepConfig(Section):
     """A whole study: shared model, data, prompt and evaluation; a baseline; experiments."""
 
@@ -232,6 +271,8 @@ class SweepConfig(Section):
     generation: GenerationConfig = GenerationConfig()
     experiments: list[ExperimentConfig] = Field(default_factory=list)
     tracking: TrackingConfig = TrackingConfig()
+    reported: list[ReportedRow] = Field(default_factory=list)  # published numbers, for perspective
+    execution: ExecutionConfig = ExecutionConfig()
 
     @field_validator("name")
     @classmethod

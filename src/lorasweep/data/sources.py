@@ -7,6 +7,7 @@ The evaluation subset is exactly ``split.shuffle(seed=S).select(range(N))`` of H
 from __future__ import annotations
 
 import codecs
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -121,12 +122,18 @@ def _split_files(path: Path) -> dict[str, Path]:
 
 def _read_file(file: Path) -> datasets.Dataset:
     _check_utf8(file)
+    # datasets logs (and for some malformed files fails to format) its own error before raising;
+    # the exception below becomes the one line the user sees.
+    logger = logging.getLogger("datasets")
+    level, logger.level = logger.level, logging.CRITICAL + 1
     try:
-        # The same call as the common scripts, so shuffle(seed).select(range(n)) picks the same rows.
+        # The common scripts' call, so shuffle(seed).select(range(n)) picks the same rows.
         return datasets.load_dataset(LOCAL_FORMATS[file.suffix], data_files=str(file))["train"]
     except Exception as err:  # datasets raises many types for a malformed file
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UserError(f"data.source: cannot read {file}: {reason}") from None
+    finally:
+        logger.setLevel(level)
 
 
 def _check_utf8(file: Path) -> None:

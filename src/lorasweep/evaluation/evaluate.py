@@ -9,9 +9,9 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from lorasweep.config.schema import EvaluationConfig, GenerationConfig
 from lorasweep.data.sources import Example
 from lorasweep.evaluation.generate import generate
+from lorasweep.faults import fault_point
 from lorasweep.metrics.rouge import mean_scores, score_examples
 
 
@@ -28,17 +28,21 @@ def evaluate(
     tokenizer: PreTrainedTokenizerBase,
     examples: list[Example],
     prompts: list[list[int]],
-    generation: GenerationConfig,
-    evaluation: EvaluationConfig,
+    max_new_tokens: int,
+    batch_size: int,
+    use_stemmer: bool = False,
     on_batch: Callable[[int], None] = lambda n: None,
 ) -> Evaluation:
     """Greedy predictions for ``prompts`` scored against the examples' references."""
     start = time.perf_counter()
-    texts, lengths = generate(
-        model, tokenizer, prompts, generation.max_new_tokens, generation.batch_size, on_batch
-    )
+
+    def after_batch(n: int) -> None:
+        on_batch(n)
+        fault_point("evaluation")
+
+    texts, lengths = generate(model, tokenizer, prompts, max_new_tokens, batch_size, after_batch)
     seconds = time.perf_counter() - start
-    scores = score_examples(texts, [e.target for e in examples], evaluation.use_stemmer)
+    scores = score_examples(texts, [e.target for e in examples], use_stemmer)
     rows = [
         {
             "id": example.key,

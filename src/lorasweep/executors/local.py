@@ -7,6 +7,7 @@ first file is written. After that a failing run is recorded as failed and the sw
 from __future__ import annotations
 
 import fcntl
+import shutil
 import time
 import traceback
 from collections.abc import Iterator
@@ -76,6 +77,7 @@ def run_sweep(
     console: Console,
     retry_failed: bool = False,
     tracker: Tracker | None = None,
+    wait: bool = False,
 ) -> SweepOutcome:
     """Train and evaluate every run of ``plan`` not already done in ``store``.
 
@@ -85,12 +87,13 @@ def run_sweep(
         console: Where progress goes.
         retry_failed: Run again the runs recorded as failed (skipped otherwise).
         tracker: Mirrors the runs executed here (W&B, MLflow); its failures only warn.
+        wait: If another process holds the sweep folder, wait for it instead of refusing.
     """
     started = time.perf_counter()
     resources = prepare(plan, console)
     tracker = tracker or Tracker()
     outcome = SweepOutcome()
-    with lock(store.root):
+    with lock(store.root, wait, console):
         write_yaml(store.root / "sweep.yaml", plan.sweep.model_dump(mode="json"))
         write_json(store.root / "plan.json", plan_record(plan))
         tracker.start_sweep(plan.sweep.model_dump(mode="json"), plan_record(plan), store.root)
@@ -102,6 +105,8 @@ def run_sweep(
             if status == DONE or (status == FAILED and not retry_failed):
                 outcome.skipped.append(run_id)
                 console.print(f"[{index}/{len(units)}] {label} ({run_id}): {status}, skipped")
+                if status == FAILED:  # still a hole in the sweep: the exit status says so
+                    outcome.failed[run_id] = store.result(run_id).get("error", "failed earlier")
                 continue
             console.print(f"[{index}/{len(units)}] {label} ({run_id})")
             tracker.start_run(run_id, run_info(plan, run_id))
@@ -130,6 +135,8 @@ def _execute(
     """Run one unit; on failure record it in the run folder and return the error line."""
     run_dir = store.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in run_dir.glob(".*"):  # temporaries of a process killed mid-write
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     is_base = run_id == plan.base_eval.run_id
     spec = None if is_base else plan.run(run_id)
     with _progress(console) as progress:
@@ -138,8 +145,13 @@ def _execute(
                 spec.settings.training.max_length)))  # fmt: skip
             train_task = progress.add_task("train", total=steps, info="")
         eval_task = progress.add_task("evaluate", total=len(resources.eval_examples), info="")
+
+        def on_step(log: StepLog) -> None:
+            progress.update(train_task, advance=1, info=f"loss {log.loss:.3f}")
+            tracker.log_step(log.as_dict())
+
         hooks = Hooks(
-            on_step=lambda log: progress.update(train_task, advance=1, info=f"loss {log.loss:.3f}"),
+            on_step=on_step,
             on_eval_batch=lambda n: progress.update(eval_task, advance=n),
         )
         try:
@@ -202,16 +214,25 @@ def plan_record(plan: Plan) -> dict:
 
 
 @contextmanager
-def lock(root: Path) -> Iterator[None]:
-    """Hold the sweep folder's lock: two ``lorasweep run`` processes never share a sweep."""
+def lock(root: Path, wait: bool = False, console: Console | None = None) -> Iterator[None]:
+    """Hold the sweep folder's lock: two ``lorasweep run`` processes never share a sweep.
+
+    The lock is an OS file lock, so it dies with its process: a killed run never leaves the
+    folder locked.
+    """
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UserError(
-                f"--out: {root} is in use by another lorasweep run; wait for it to finish"
-            ) from None
+            if not wait:
+                raise UserError(
+                    f"--out: {root} is in use by another lorasweep run; "
+                    "wait for it, or pass --wait to queue behind it"
+                ) from None
+            if console:
+                console.print(f"Waiting for the other lorasweep run on {root} to finish ...")
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:

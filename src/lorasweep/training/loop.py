@@ -8,15 +8,19 @@ the run is bit-for-bit repeatable on the CPU for a fixed seed.
 from __future__ import annotations
 
 import math
+import os
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import get_scheduler
 
 from lorasweep.config.schema import TrainingConfig
 from lorasweep.data.prompts import IGNORE_INDEX, Encoded
+from lorasweep.faults import fault_point
 
 
 class TrainingDiverged(RuntimeError):
@@ -43,12 +47,45 @@ def total_steps(config: TrainingConfig, examples: int) -> int:
     return max(1, math.ceil(config.epochs * examples / per_step))
 
 
+class Checkpoints:
+    """Resumable training state of one run in a single file, replaced atomically.
+
+    Holds the adapter's trainable weights, optimizer, scheduler, RNG states and the loss log:
+    everything needed to continue a run as if it had never stopped.
+
+    Args:
+        path: The checkpoint file.
+        every: Save after every ``every`` optimizer steps; 0 disables saving.
+    """
+
+    def __init__(self, path: Path, every: int) -> None:
+        self.path, self.every = path, every
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.is_file():
+            return None
+        return torch.load(self.path, map_location="cpu", weights_only=False)
+
+    def save(self, state: dict[str, Any]) -> None:
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        with open(temporary, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self.path)  # a half-written checkpoint is never under its name
+        fault_point("checkpoint-saved")
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def fit(
     model: torch.nn.Module,
     examples: list[Encoded],
     config: TrainingConfig,
     pad_id: int,
     on_step: Callable[[StepLog], None] = lambda log: None,
+    checkpoints: Checkpoints | None = None,
 ) -> list[StepLog]:
     """Train the model's trainable parameters on ``examples``.
 
@@ -58,18 +95,19 @@ def fit(
         config: The run's training settings.
         pad_id: Token id used to pad batches (masked out of attention and loss).
         on_step: Called after every optimizer step, e.g. to advance a progress bar.
+        checkpoints: Where to save resumable state; if it holds some, training resumes there.
 
     Returns:
-        One entry per optimizer step.
+        One entry per optimizer step (those before a resume included).
 
     Raises:
         TrainingDiverged: If a step's loss is NaN or infinite.
     """
     device = next(model.parameters()).device
     steps = total_steps(config, len(examples))
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(
-        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+        trainable.values(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     scheduler = get_scheduler(
         config.lr_scheduler,
@@ -77,10 +115,15 @@ def fit(
         num_warmup_steps=min(config.warmup_steps, steps),
         num_training_steps=steps,
     )
-    batches = _micro_batches(examples, config.batch_size, config.seed)
+    batches = _micro_batches(examples, config.batch_size, config.seed, config.group_by_length)
+    history: list[StepLog] = []
+    state = checkpoints.load() if checkpoints else None
+    if state is not None:
+        history = _restore(state, trainable, optimizer, scheduler)
+        for _ in range(len(history) * config.gradient_accumulation_steps):
+            next(batches)  # the batch order is a function of the seed: skip what was consumed
     model.train()
-    history = []
-    for step in range(1, steps + 1):
+    for step in range(len(history) + 1, steps + 1):
         micro = [next(batches) for _ in range(config.gradient_accumulation_steps)]
         target_tokens = sum(e.target_tokens for batch in micro for e in batch)
         loss_sum = 0.0
@@ -99,22 +142,44 @@ def fit(
         if not math.isfinite(loss_sum):
             raise TrainingDiverged(f"loss is {loss_sum} at step {step}")
         if config.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(trainable.values(), config.max_grad_norm)
         learning_rate = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        log = StepLog(
-            step,
-            loss_sum,
-            learning_rate,
-            target_tokens,
-            sum(len(e.input_ids) for b in micro for e in b),
-        )
+        tokens = sum(len(e.input_ids) for batch in micro for e in batch)
+        log = StepLog(step, loss_sum, learning_rate, target_tokens, tokens)
         history.append(log)
         on_step(log)
+        # The last step is saved too: a crash during evaluation then costs no training.
+        if checkpoints and checkpoints.every and (step % checkpoints.every == 0 or step == steps):
+            checkpoints.save(_snapshot(history, trainable, optimizer, scheduler))
     model.eval()
     return history
+
+
+def _snapshot(history, trainable, optimizer, scheduler) -> dict[str, Any]:
+    return {
+        "step": len(history),
+        "history": [log.as_dict() for log in history],
+        "trainable": {name: p.detach().cpu().clone() for name, p in trainable.items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def _restore(state, trainable, optimizer, scheduler) -> list[StepLog]:
+    with torch.no_grad():
+        for name, value in state["trainable"].items():
+            trainable[name].copy_(value)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng_cpu"])  # dropout masks continue exactly where they stopped
+    if state["rng_cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    return [StepLog(**log) for log in state["history"]]
 
 
 def collate(batch: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -131,12 +196,31 @@ def collate(batch: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tens
     return input_ids, attention_mask, labels
 
 
-def _micro_batches(examples: list[Encoded], size: int, seed: int) -> Iterator[list[Encoded]]:
-    """Endless epochs, each shuffled with a seeded generator of its own."""
+def _micro_batches(
+    examples: list[Encoded], size: int, seed: int, group_by_length: bool = True
+) -> Iterator[list[Encoded]]:
+    """Endless epochs of micro-batches, each epoch in a seeded order of its own.
+
+    With ``group_by_length``, each window of 64 batches' worth of shuffled examples is sorted by
+    length before it is cut into batches, and the batches are shuffled again: batches hold
+    examples of similar length, so little compute goes to padding, while the order stays random.
+    """
     rng = random.Random(seed)
     size = min(size, len(examples))
+    window = size * 64
     while True:
         order = list(range(len(examples)))
         rng.shuffle(order)
-        for start in range(0, len(order) - size + 1, size):
-            yield [examples[i] for i in order[start : start + size]]
+        order = order[: len(order) - len(order) % size]  # whole batches only
+        if group_by_length:
+            groups = []
+            for start in range(0, len(order), window):
+                chunk = sorted(
+                    order[start : start + window], key=lambda i: len(examples[i].input_ids)
+                )
+                groups += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+            rng.shuffle(groups)
+        else:
+            groups = [order[i : i + size] for i in range(0, len(order), size)]
+        for group in groups:
+            yield [examples[i] for i in group]

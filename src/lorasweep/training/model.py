@@ -31,7 +31,7 @@ def resolve_dtype(name: str) -> torch.dtype:
 
 
 def model_path(config: ModelConfig, log: Callable[[str], None] = print) -> str:
-    """Where ``from_pretrained`` finds the model: the built-in's cache folder, a folder, or a hub id."""
+    """Where ``from_pretrained`` finds the model: the built-in's cache, a folder, or a hub id."""
     if config.is_builtin:
         from lorasweep.builtin.tiny_model import BUILTIN_MODEL, builtin_model_path
 

@@ -6,6 +6,7 @@ The zero-shot evaluation of the base model follows the same path without the tra
 from __future__ import annotations
 
 import copy
+import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from lorasweep.config.schema import SweepConfig
 from lorasweep.data.prompts import Encoded, PromptFormatter
 from lorasweep.data.sources import Example
 from lorasweep.evaluation.evaluate import Evaluation, evaluate
+from lorasweep.faults import fault_point
 from lorasweep.store.store import (
     DONE,
     replace_dir,
@@ -30,7 +32,7 @@ from lorasweep.store.store import (
     write_jsonl,
     write_yaml,
 )
-from lorasweep.training.loop import StepLog, fit
+from lorasweep.training.loop import Checkpoints, StepLog, fit
 from lorasweep.training.model import device
 
 
@@ -47,6 +49,24 @@ class SweepResources:
     eval_prompts: list[list[int]]
     environment: dict[str, Any]
     _encoded: dict[int, list[Encoded]] = field(default_factory=dict)
+    _max_new_tokens: int | None = None
+
+    @property
+    def max_new_tokens(self) -> int:
+        """The generation cap: the config's number, or derived from the training references."""
+        configured = self.sweep.generation.max_new_tokens
+        if configured != "auto":
+            return configured
+        if self._max_new_tokens is None:
+            targets = [e.target for e in self.train_examples]
+            lengths = sorted(
+                len(ids) for ids in self.tokenizer(targets, add_special_tokens=False)["input_ids"]
+            )
+            # The 99th percentile, not the maximum: one runaway reference in 15k (SAMSum has
+            # some) must not make every batch that fails to stop decode hundreds of tokens.
+            p99 = lengths[min(len(lengths) - 1, math.ceil(0.99 * len(lengths)) - 1)]
+            self._max_new_tokens = math.ceil(1.5 * p99) + 4
+        return self._max_new_tokens
 
     def train_encoded(self, max_length: int) -> list[Encoded]:
         """Training examples tokenized once per sweep (per max length), with at least one target
@@ -76,6 +96,11 @@ def train_and_evaluate(
     # Set up: a fresh copy of the base model, so no run sees another's adapter.
     torch.manual_seed(settings.training.seed)
     examples = resources.train_encoded(settings.training.max_length)
+    if not examples:
+        raise ValueError(
+            f"no training example keeps a target token within max_length="
+            f"{settings.training.max_length}; the prompts alone are longer"
+        )
     lora = spec.resolved["lora"]
     model = get_peft_model(
         copy.deepcopy(resources.model),
@@ -93,8 +118,14 @@ def train_and_evaluate(
     # Fit.
     _reset_peak_memory()
     fit_start = time.perf_counter()
+    checkpoints = Checkpoints(run_dir / "checkpoint.pt", resources.sweep.execution.checkpoint_every)
     history: list[StepLog] = fit(
-        model, examples, settings.training, resources.tokenizer.pad_token_id, hooks.on_step
+        model,
+        examples,
+        settings.training,
+        resources.tokenizer.pad_token_id,
+        hooks.on_step,
+        checkpoints,
     )
     train_seconds = time.perf_counter() - fit_start
     write_jsonl(run_dir / "train_log.jsonl", (log.as_dict() for log in history))
@@ -127,8 +158,10 @@ def train_and_evaluate(
         "total_s": time.perf_counter() - started,
     }
     extra = {"train_steps": len(history), "final_loss": history[-1].loss if history else None}
-    return _finish(run_dir, spec.run_id, "lora", spec.labels, spec.resolved, evaluation,
-                   timings, {**efficiency, **extra}, resources)  # fmt: skip
+    result = _finish(run_dir, spec.run_id, "lora", spec.labels, spec.resolved, evaluation,
+                     timings, {**efficiency, **extra}, resources)  # fmt: skip
+    checkpoints.remove()  # the run is done: its result and adapter are all that is needed
+    return result
 
 
 def evaluate_base(spec: EvalSpec, resources: SweepResources, run_dir: Path, hooks: Hooks) -> dict:
@@ -149,8 +182,9 @@ def _evaluate(model: PreTrainedModel, resources: SweepResources, hooks: Hooks) -
         resources.tokenizer,
         resources.eval_examples,
         resources.eval_prompts,
-        sweep.generation,
-        sweep.evaluation,
+        resources.max_new_tokens,
+        sweep.generation.batch_size,
+        sweep.evaluation.use_stemmer,
         hooks.on_eval_batch,
     )
 
@@ -167,12 +201,14 @@ def _finish(
     resources: SweepResources,
 ) -> dict[str, Any]:
     write_jsonl(run_dir / "predictions.jsonl", evaluation.predictions)
+    fault_point("writing-result")
     result = {
         "run_id": run_id,
         "kind": kind,
         "status": DONE,
         "labels": list(labels),
         "metrics": evaluation.metrics,
+        "generation": {"max_new_tokens": resources.max_new_tokens},
         "timings": timings,
         "efficiency": efficiency,
         "environment": resources.environment,

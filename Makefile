@@ -6,15 +6,19 @@ PYTHON ?= python3
 TORCH ?= torch==2.13.0
 OUT ?= lorasweep-demo
 
-.PHONY: setup demo test lint format
+.PHONY: setup setup-dev demo test lint format
 
 setup:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e .
+
+# Test tools and the optional trackers (wandb, mlflow) the tests exercise for real.
+setup-dev:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e ".[dev]"
 
 demo: setup
 	$(PYTHON) -m lorasweep.cli.main demo --out $(OUT)
 
-test: setup
+test: setup-dev
 	$(PYTHON) -m pytest
 
 lint:

@@ -34,9 +34,9 @@ def micro_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def dialogue_dir(tmp_path_factory) -> Path:
-    """train.jsonl (60 rows) and validation.jsonl (12 rows) of synthetic dialogues."""
+    """train.jsonl (60 rows), validation.jsonl and test.jsonl (12 rows each) of synthetic chats."""
     out = tmp_path_factory.mktemp("dialogues")
-    for name, n, seed in (("train", 60, 11), ("validation", 12, 12)):
+    for name, n, seed in (("train", 60, 11), ("validation", 12, 12), ("test", 12, 13)):
         rows = generate_dialogues(n, seed)
         text = "".join(
             json.dumps({k: r[k] for k in ("id", "dialogue", "summary")}) + "\n" for r in rows

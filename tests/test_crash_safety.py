@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,19 @@ def test_editing_the_config_keeps_unchanged_runs(micro_model, dialogue_dir, tmp_
     assert len(second) == 4  # the r=2 run stays in the store ...
     (dropped,) = set(second) - planned
     assert dropped not in (out / "report" / "report.md").read_text()  # ... outside the report
+
+
+def test_wait_queues_behind_the_holder(tmp_path):
+    code = (
+        "import sys, time, pathlib; from lorasweep.executors.local import lock\n"
+        "with lock(pathlib.Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(2)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    started = time.monotonic()
+    with lock(tmp_path, wait=True):
+        waited = time.monotonic() - started
+    holder.wait(timeout=30)
+    assert waited > 0.5  # it queued instead of refusing

@@ -45,3 +45,29 @@ def test_local_jsonl_directory(dialogue_dir):
     again = load_eval(data, EvaluationConfig(size=5, seed=3))
     other = load_eval(data, EvaluationConfig(size=5, seed=4))
     assert first == again and first != other
+
+
+def test_several_references_train_on_the_first_and_score_best_of(tmp_path):
+    rows = [
+        {
+            "dialogue": f"Ann: meet at {i}?\nBob: ok",
+            "summary": [f"Ann and Bob meet at {i}.", f"They meet at {i}."],
+        }
+        for i in range(6)
+    ]
+    (tmp_path / "train.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in rows))
+    (tmp_path / "validation.jsonl").write_text(
+        "".join(__import__("json").dumps(r) + "\n" for r in rows)
+    )
+    data = DataConfig(source=str(tmp_path))
+    assert [e.target for e in load_train(data)][:2] == [
+        "Ann and Bob meet at 0.",
+        "Ann and Bob meet at 1.",
+    ]
+    examples = load_eval(data, EvaluationConfig(size=3, seed=0))
+    assert all(isinstance(e.target, list) and len(e.target) == 2 for e in examples)
+
+    from lorasweep.metrics.rouge import score_examples
+
+    (row,) = score_examples(["They meet at 3."], [["Ann and Bob meet at 3.", "They meet at 3."]])
+    assert row["rougeL"] == 100.0  # the best of the references

@@ -130,8 +130,12 @@ def _print_plan(plan, console: Console) -> None:
     from lorasweep.config.plan import format_number
 
     sweep = plan.sweep
+    seeds = len(plan.seeds)
+    runs = f"{len(plan.runs) // seeds} unique training runs" + (
+        f" x {seeds} seeds" if seeds > 1 else ""
+    )
     console.print(
-        f"Sweep [bold]{sweep.name}[/bold]: {len(plan.runs)} unique training runs "
+        f"Sweep [bold]{sweep.name}[/bold]: {runs} "
         f"+ 1 zero-shot evaluation of the base model ({sweep.model.name})."
     )
     table = Table("run", "r", "alpha", "lr", "targets", "serves", box=None, pad_edge=False)
@@ -150,6 +154,16 @@ def _print_plan(plan, console: Console) -> None:
         )  # fmt: skip
     table.add_row(plan.base_eval.run_id, "", "", "", "", "zero-shot (base model)")
     console.print(table)
+    if sweep.confirmation and plan.experiments:
+        console.print(
+            "Then: a confirmation run of every experiment's recommended value combined "
+            "(chosen from the results; no new run if it is one of the above)."
+        )
+    if sweep.test is not None:
+        console.print(
+            f"Then: the baseline, confirmation and best runs re-evaluated on {sweep.test.size} "
+            f"examples of the {sweep.test.split!r} split."
+        )
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
@@ -165,6 +179,11 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     plan = store.plan()
     units = [(plan["base_eval"], "zero-shot")] + [
         (r["run_id"], ", ".join(r["labels"])) for r in plan["runs"]
+    ]
+    roles = {run_id: role for role, run_id in (plan.get("test") or {}).items()}
+    units += [
+        (t["run_id"], f"test split: {roles.get(t['run_id'], '?')} ({t['adapter_of']})")
+        for t in plan.get("test_runs", [])
     ]
     counts: dict[str, int] = {}
     for run_id, labels in units:

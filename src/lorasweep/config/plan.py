@@ -39,8 +39,12 @@ class EvalSpec:
 class ExperimentRow:
     value: Any
     label: str  # the value as written in the config, for tables
-    run_id: str
+    run_ids: tuple[str, ...]  # one per seed
     is_baseline: bool
+
+    @property
+    def run_id(self) -> str:
+        return self.run_ids[0]
 
 
 @dataclass(frozen=True)
@@ -50,48 +54,94 @@ class ExperimentPlan:
     rows: tuple[ExperimentRow, ...]
 
 
+@dataclass(frozen=True)
+class TestSpec:
+    """A finished run's adapter evaluated on the held-out test split."""
+
+    run_id: str
+    adapter_of: str
+    role: str  # baseline, confirmation or best
+    resolved: dict[str, Any]
+
+
 @dataclass
 class Plan:
-    """Everything a sweep will compute, derived from the config alone."""
+    """Everything a sweep will compute. The confirmation run and the test evaluations depend on
+    results, so they join the plan once the experiments are done."""
 
     sweep: SweepConfig
-    baseline_id: str
+    baseline_ids: tuple[str, ...]
     runs: list[RunSpec]
     base_eval: EvalSpec
     experiments: list[ExperimentPlan] = field(default_factory=list)
+    confirmation: dict[str, Any] | None = None  # {"run_ids": [...], "label": "..."}
+    tests: list[TestSpec] = field(default_factory=list)
+
+    @property
+    def baseline_id(self) -> str:
+        return self.baseline_ids[0]
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.sweep.seeds or [self.sweep.baseline.training.seed]
 
     def run(self, run_id: str) -> RunSpec:
         return next(r for r in self.runs if r.run_id == run_id)
 
+    def add_runs(self, settings: BaselineConfig, label: str) -> tuple[str, ...]:
+        """Runs of ``settings``, one per seed; returns their ids. Known runs gain the label."""
+        ids = []
+        for seed in self.seeds:
+            seeded = settings.model_copy(
+                update={"training": settings.training.model_copy(update={"seed": seed})}
+            )
+            resolved = resolve_run(self.sweep, seeded)
+            run_id = "run-" + config_hash(resolved)
+            index = next((i for i, r in enumerate(self.runs) if r.run_id == run_id), None)
+            if index is None:
+                self.runs.append(RunSpec(run_id, seeded, resolved, (label,)))
+            else:
+                known = self.runs[index]
+                labels = tuple(dict.fromkeys((*known.labels, label)))
+                self.runs[index] = RunSpec(run_id, known.settings, known.resolved, labels)
+            ids.append(run_id)
+        return tuple(ids)
+
+    def add_test(self, adapter_of: str, role: str) -> TestSpec:
+        test = self.sweep.test
+        assert test is not None
+        resolved = {**self.run(adapter_of).resolved, "test": test.model_dump()}
+        spec = TestSpec("test-" + config_hash(resolved), adapter_of, role, resolved)
+        self.tests.append(spec)
+        return spec
+
 
 def build_plan(sweep: SweepConfig) -> Plan:
     """The unique runs of ``sweep``, baseline first, then in the order experiments name them."""
+    eval_resolved = resolve_eval(sweep)
+    plan = Plan(sweep, (), [], EvalSpec("base-" + config_hash(eval_resolved), eval_resolved))
+    plan.baseline_ids = plan.add_runs(sweep.baseline, "baseline")
     baseline_raw = sweep.baseline.model_dump()
-    runs: dict[str, RunSpec] = {}
-
-    def add(settings: BaselineConfig, label: str) -> str:
-        resolved = resolve_run(sweep, settings)
-        run_id = "run-" + config_hash(resolved)
-        previous = runs.get(run_id)
-        labels = (previous.labels if previous else ()) + (label,)
-        runs[run_id] = RunSpec(run_id, settings, resolved, tuple(dict.fromkeys(labels)))
-        return run_id
-
-    baseline_id = add(sweep.baseline, "baseline")
-    experiments = []
     for experiment in sweep.experiments:
         rows = []
         for value in experiment.values:
-            raw = apply_factor(baseline_raw, experiment.factor, value)
-            settings = BaselineConfig.model_validate(raw)
+            settings = BaselineConfig.model_validate(
+                apply_factor(baseline_raw, experiment.factor, value)
+            )
             label = _label(value)
-            run_id = add(settings, f"{experiment.name}={label}")
-            rows.append(ExperimentRow(value, label, run_id, run_id == baseline_id))
-        experiments.append(ExperimentPlan(experiment.name, experiment.factor, tuple(rows)))
+            run_ids = plan.add_runs(settings, f"{experiment.name}={label}")
+            rows.append(ExperimentRow(value, label, run_ids, run_ids == plan.baseline_ids))
+        plan.experiments.append(ExperimentPlan(experiment.name, experiment.factor, tuple(rows)))
+    return plan
 
-    eval_resolved = resolve_eval(sweep)
-    base_eval = EvalSpec("base-" + config_hash(eval_resolved), eval_resolved)
-    return Plan(sweep, baseline_id, list(runs.values()), base_eval, experiments)
+
+def combine(plan: Plan, choices: dict[str, str]) -> BaselineConfig:
+    """The baseline with each experiment's chosen value (by label) applied together."""
+    raw = plan.sweep.baseline.model_dump()
+    for experiment in plan.experiments:
+        row = next(r for r in experiment.rows if r.label == choices[experiment.name])
+        raw = apply_factor(raw, experiment.factor, row.value)
+    return BaselineConfig.model_validate(raw)
 
 
 def resolve_run(sweep: SweepConfig, settings: BaselineConfig) -> dict[str, Any]:

@@ -169,6 +169,15 @@ class EvaluationConfig(Section):
     use_stemmer: bool = False  # rouge-score's Porter stemmer; off matches most published numbers
 
 
+class TestSplitConfig(Section):
+    """Held-out examples for the final claim: the baseline, the confirmation run and the best
+    single-factor run are re-evaluated here, on data not used to choose between them."""
+
+    split: str = "test"
+    size: PositiveInt = 200
+    seed: Annotated[int, Field(ge=0)] = 42
+
+
 class GenerationConfig(Section):
     """Greedy decoding settings for evaluation."""
 
@@ -273,6 +282,12 @@ class SweepConfig(Section):
     tracking: TrackingConfig = TrackingConfig()
     reported: list[ReportedRow] = Field(default_factory=list)  # published numbers, for perspective
     execution: ExecutionConfig = ExecutionConfig()
+    # Training seeds: every configuration is trained once per seed (empty: the baseline's seed).
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    # Train the combination of every experiment's recommended value once more, to check the
+    # one-factor-at-a-time assumption that the factors do not interact.
+    confirmation: bool = True
+    test: TestSplitConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -290,6 +305,8 @@ class SweepConfig(Section):
                 f"prompt.template: unknown placeholder {{{unknown[0]}}}; "
                 f"use {{instruction}} and {{{self.data.input_column}}} (or {{input}})"
             )
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: each seed once, got {self.seeds}")
         names = [e.name for e in self.experiments]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

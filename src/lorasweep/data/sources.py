@@ -14,7 +14,7 @@ from pathlib import Path
 
 import datasets
 
-from lorasweep.config.schema import DataConfig, EvaluationConfig
+from lorasweep.config.schema import DataConfig, EvaluationConfig, TestSplitConfig
 from lorasweep.errors import UserError
 
 LOCAL_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
@@ -27,13 +27,21 @@ class Example:
 
     key: str
     input: str
-    target: str
+    target: str | list[str]  # several references: scored best-of, trained on the first
+
+    @property
+    def first_target(self) -> str:
+        return self.target if isinstance(self.target, str) else (self.target or [""])[0]
 
 
 def load_train(data: DataConfig) -> list[Example]:
     """The training examples: the first ``train_size`` rows with a non-empty input and target."""
     split = _checked_split(data, data.train_split, "data.train_split")
-    examples = [e for e in _examples(split, data) if e.input.strip() and e.target.strip()]
+    examples = [
+        Example(e.key, e.input, e.first_target)  # one reference to learn from: the first
+        for e in _examples(split, data)
+        if e.input.strip() and e.first_target.strip()
+    ]
     if data.train_size != "all":
         examples = examples[: data.train_size]
     if not examples:
@@ -41,12 +49,14 @@ def load_train(data: DataConfig) -> list[Example]:
     return examples
 
 
-def load_eval(data: DataConfig, evaluation: EvaluationConfig) -> list[Example]:
-    """The fixed evaluation subset, in the order the shuffle idiom gives."""
-    split = _checked_split(data, evaluation.split, "evaluation.split")
+def load_eval(
+    data: DataConfig, evaluation: EvaluationConfig | TestSplitConfig, field: str = "evaluation"
+) -> list[Example]:
+    """The fixed evaluation (or test) subset, in the order the shuffle idiom gives."""
+    split = _checked_split(data, evaluation.split, f"{field}.split")
     if evaluation.size > len(split):
         raise UserError(
-            f"evaluation.size: {evaluation.size} is larger than the {evaluation.split!r} split "
+            f"{field}.size: {evaluation.size} is larger than the {evaluation.split!r} split "
             f"({len(split)} rows)"
         )
     subset = split.shuffle(seed=evaluation.seed).select(range(evaluation.size))
@@ -57,9 +67,15 @@ def _examples(split: datasets.Dataset, data: DataConfig) -> list[Example]:
     ids = split["id"] if "id" in split.column_names else None
     inputs, targets = split[data.input_column], split[data.target_column]
     return [
-        Example(str(ids[i]) if ids is not None else str(i), inputs[i] or "", targets[i] or "")
+        Example(str(ids[i]) if ids is not None else str(i), inputs[i] or "", _target(targets[i]))
         for i in range(len(inputs))
     ]
+
+
+def _target(value: str | list[str] | None) -> str | list[str]:
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)] or [""]
+    return value or ""
 
 
 def _checked_split(data: DataConfig, name: str, field: str) -> datasets.Dataset:

@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lorasweep.config.plan import Plan
+from lorasweep.config.plan import Plan, combine
 from lorasweep.data.prompts import PromptFormatter
 from lorasweep.data.sources import load_eval, load_train
 from lorasweep.errors import UserError
@@ -27,7 +27,13 @@ from lorasweep.store.store import DONE, FAILED, RunStore, write_json, write_yaml
 from lorasweep.tracking.base import Tracker
 from lorasweep.training.loop import StepLog, total_steps
 from lorasweep.training.model import check_targets, linear_module_names, load_model
-from lorasweep.training.run import Hooks, SweepResources, evaluate_base, train_and_evaluate
+from lorasweep.training.run import (
+    Hooks,
+    SweepResources,
+    evaluate_base,
+    evaluate_test,
+    train_and_evaluate,
+)
 
 
 @dataclass
@@ -44,12 +50,14 @@ def prepare(plan: Plan, console: Console) -> SweepResources:
     with console.status("Loading data ..."):
         train = load_train(sweep.data)
         examples = load_eval(sweep.data, sweep.evaluation)
+        test = load_eval(sweep.data, sweep.test, field="test") if sweep.test else []
     with console.status(f"Loading model {sweep.model.name} ..."):
         model, tokenizer = load_model(sweep.model, log=console.print)
     check_targets(target_fields(plan), linear_module_names(model))
     try:
         formatter = PromptFormatter(tokenizer, sweep.prompt, sweep.data.input_column)
         prompts = [formatter.encode_prompt(e.input) for e in examples]
+        test_prompts = [formatter.encode_prompt(e.input) for e in test]
     except ValueError as err:
         raise UserError(str(err)) from None
     console.print(
@@ -57,8 +65,9 @@ def prepare(plan: Plan, console: Console) -> SweepResources:
         f"({sweep.evaluation.split}, seed {sweep.evaluation.seed})."
     )
     return SweepResources(
-        sweep, model, tokenizer, formatter, train, examples, prompts, environment()
-    )
+        sweep, model, tokenizer, formatter, train, examples, prompts, environment(),
+        test, test_prompts,
+    )  # fmt: skip
 
 
 def target_fields(plan: Plan) -> list[tuple[str, list[str] | str]]:
@@ -97,21 +106,78 @@ def run_sweep(
         write_yaml(store.root / "sweep.yaml", plan.sweep.model_dump(mode="json"))
         write_json(store.root / "plan.json", plan_record(plan))
         tracker.start_sweep(plan.sweep.model_dump(mode="json"), plan_record(plan), store.root)
-        units = [(plan.base_eval.run_id, "zero-shot")] + [
-            (r.run_id, r.labels[0]) for r in plan.runs
-        ]
-        for index, (run_id, label) in enumerate(units, start=1):
+        units = [plan.base_eval.run_id] + [r.run_id for r in plan.runs]
+        runner = _Runner(plan, resources, store, console, tracker, outcome, retry_failed)
+        runner.run(units)
+        # Follow-ups chosen from the results: they join the plan once the experiments are done.
+        if plan.sweep.confirmation and plan.experiments and add_confirmation(plan, store):
+            write_json(store.root / "plan.json", plan_record(plan))
+            console.print(f"Confirmation run: {plan.confirmation['label']}")
+            runner.run(list(plan.confirmation["run_ids"]))
+        if plan.sweep.test is not None and add_tests(plan, store):
+            write_json(store.root / "plan.json", plan_record(plan))
+            runner.run([t.run_id for t in plan.tests])
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def add_confirmation(plan: Plan, store: RunStore) -> bool:
+    """Plan the combination of every experiment's recommended value; False if none can be."""
+    from lorasweep.report.tables import build_tables
+
+    choices = {t.name: t.recommendation.choice for t in build_tables(store).experiments}
+    if any(choice is None for choice in choices.values()):
+        return False
+    label = " + ".join(f"{name}={choice}" for name, choice in choices.items())
+    run_ids = plan.add_runs(combine(plan, choices), f"confirmation: {label}")
+    plan.confirmation = {"run_ids": list(run_ids), "label": label}
+    return True
+
+
+def add_tests(plan: Plan, store: RunStore) -> bool:
+    """Plan the test-split evaluations of the baseline, confirmation and best runs."""
+    from lorasweep.report.tables import build_tables
+
+    best = build_tables(store).best
+    candidates = {
+        "baseline": plan.baseline_id,
+        "confirmation": (plan.confirmation or {}).get("run_ids", [None])[0],
+        "best": best.run_ids[0] if best is not None else None,
+    }
+    plan.tests = []
+    for role, run_id in candidates.items():
+        if run_id and store.status(run_id) == DONE:
+            plan.add_test(run_id, role)
+    return bool(plan.tests)
+
+
+@dataclass
+class _Runner:
+    """Executes units (runs, evaluations) in order, skipping finished ones, isolating failures."""
+
+    plan: Plan
+    resources: SweepResources
+    store: RunStore
+    console: Console
+    tracker: Tracker
+    outcome: SweepOutcome
+    retry_failed: bool
+
+    def run(self, units: list[str]) -> None:
+        store, console, outcome = self.store, self.console, self.outcome
+        for index, run_id in enumerate(units, start=1):
+            label = _label(self.plan, run_id)
             status = store.status(run_id)
-            if status == DONE or (status == FAILED and not retry_failed):
+            if status == DONE or (status == FAILED and not self.retry_failed):
                 outcome.skipped.append(run_id)
                 console.print(f"[{index}/{len(units)}] {label} ({run_id}): {status}, skipped")
                 if status == FAILED:  # still a hole in the sweep: the exit status says so
                     outcome.failed[run_id] = store.result(run_id).get("error", "failed earlier")
                 continue
             console.print(f"[{index}/{len(units)}] {label} ({run_id})")
-            tracker.start_run(run_id, run_info(plan, run_id))
-            error = _execute(plan, run_id, resources, store, console, tracker)
-            tracker.end_run(store.result(run_id), store.run_dir(run_id))
+            self.tracker.start_run(run_id, run_info(self.plan, run_id))
+            error = _execute(self.plan, run_id, self.resources, store, console, self.tracker)
+            self.tracker.end_run(store.result(run_id), store.run_dir(run_id))
             if error:
                 outcome.failed[run_id] = error
                 console.print(f"  [red]failed[/red]: {error}")
@@ -120,8 +186,15 @@ def run_sweep(
                 metrics = "  ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items())
                 console.print(f"  done in {result['timings']['total_s']:.1f}s: {metrics}")
                 outcome.done.append(run_id)
-    outcome.seconds = time.perf_counter() - started
-    return outcome
+
+
+def _label(plan: Plan, run_id: str) -> str:
+    if run_id == plan.base_eval.run_id:
+        return "zero-shot"
+    test = next((t for t in plan.tests if t.run_id == run_id), None)
+    if test is not None:
+        return f"test split: {test.role} ({test.adapter_of})"
+    return plan.run(run_id).labels[0]
 
 
 def _execute(
@@ -137,54 +210,65 @@ def _execute(
     run_dir.mkdir(parents=True, exist_ok=True)
     for leftover in run_dir.glob(".*"):  # temporaries of a process killed mid-write
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    is_base = run_id == plan.base_eval.run_id
-    spec = None if is_base else plan.run(run_id)
+    kind, spec = _unit(plan, run_id)
     with _progress(console) as progress:
-        if spec is not None:
-            steps = total_steps(spec.settings.training, len(resources.train_encoded(
-                spec.settings.training.max_length)))  # fmt: skip
+        train_task = None
+        if kind == "lora":
+            encoded = resources.train_encoded(spec.settings.training.max_length)
+            steps = total_steps(spec.settings.training, len(encoded))
             train_task = progress.add_task("train", total=steps, info="")
-        eval_task = progress.add_task("evaluate", total=len(resources.eval_examples), info="")
+        examples = resources.test_examples if kind == "test" else resources.eval_examples
+        eval_task = progress.add_task("evaluate", total=len(examples), info="")
 
         def on_step(log: StepLog) -> None:
             progress.update(train_task, advance=1, info=f"loss {log.loss:.3f}")
             tracker.log_step(log.as_dict())
 
         hooks = Hooks(
-            on_step=on_step,
-            on_eval_batch=lambda n: progress.update(eval_task, advance=n),
+            on_step=on_step, on_eval_batch=lambda n: progress.update(eval_task, advance=n)
         )
         try:
-            if is_base:
-                evaluate_base(plan.base_eval, resources, run_dir, hooks)
+            if kind == "base":
+                evaluate_base(spec, resources, run_dir, hooks)
+            elif kind == "test":
+                evaluate_test(spec, resources, store.run_dir(spec.adapter_of), run_dir, hooks)
             else:
                 train_and_evaluate(spec, resources, run_dir, hooks)
             return None
         except Exception as err:  # a failed run is a state; the sweep goes on
             error = f"{type(err).__name__}: {err}".splitlines()[0]
-            labels = ["zero-shot"] if is_base else list(spec.labels)
             write_json(
                 run_dir / "result.json",
                 {
                     "run_id": run_id,
-                    "kind": "base" if is_base else "lora",
+                    "kind": kind,
                     "status": FAILED,
-                    "labels": labels,
+                    "labels": [_label(plan, run_id)],
                     "error": error,
                     "traceback": traceback.format_exc(),
-                    "config": plan.base_eval.resolved if is_base else spec.resolved,
+                    "config": spec.resolved,
                 },
             )
             return error
 
 
+def _unit(plan: Plan, run_id: str):
+    if run_id == plan.base_eval.run_id:
+        return "base", plan.base_eval
+    test = next((t for t in plan.tests if t.run_id == run_id), None)
+    if test is not None:
+        return "test", test
+    return "lora", plan.run(run_id)
+
+
 def run_info(plan: Plan, run_id: str) -> dict:
     """What a tracker needs to group and tag a run: its experiments and their varied factors."""
-    if run_id == plan.base_eval.run_id:
-        return {"kind": "base", "labels": ["zero-shot"], "experiments": {}, "factors": [],
-                "config": plan.base_eval.resolved}  # fmt: skip
+    kind, spec = _unit(plan, run_id)
+    if kind != "lora":
+        return {"kind": kind, "labels": [_label(plan, run_id)], "experiments": {}, "factors": [],
+                "config": spec.resolved}  # fmt: skip
     experiments = {
-        e.name: row.label for e in plan.experiments for row in e.rows if row.run_id == run_id
+        e.name: row.label for e in plan.experiments for row in e.rows if run_id in row.run_ids
     }
     factors = [e.factor for e in plan.experiments if e.name in experiments]
     spec = plan.run(run_id)
@@ -194,23 +278,36 @@ def run_info(plan: Plan, run_id: str) -> dict:
 
 def plan_record(plan: Plan) -> dict:
     """The plan as JSON: what the report and ``status`` read, without re-reading the YAML."""
-    return {
+    record = {
         "name": plan.sweep.name,
         "baseline": plan.baseline_id,
+        "baseline_run_ids": list(plan.baseline_ids),
         "base_eval": plan.base_eval.run_id,
+        "seeds": plan.seeds,
         "runs": [{"run_id": r.run_id, "labels": list(r.labels)} for r in plan.runs],
         "experiments": [
             {
                 "name": e.name,
                 "factor": e.factor,
                 "rows": [
-                    {"label": row.label, "run_id": row.run_id, "is_baseline": row.is_baseline}
+                    {
+                        "label": row.label,
+                        "run_id": row.run_id,
+                        "run_ids": list(row.run_ids),
+                        "is_baseline": row.is_baseline,
+                    }
                     for row in e.rows
                 ],
             }
             for e in plan.experiments
         ],
     }
+    if plan.confirmation:
+        record["confirmation"] = plan.confirmation
+    if plan.tests:
+        record["test"] = {t.role: t.run_id for t in plan.tests}
+        record["test_runs"] = [{"run_id": t.run_id, "adapter_of": t.adapter_of} for t in plan.tests]
+    return record
 
 
 @contextmanager

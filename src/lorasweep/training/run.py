@@ -16,10 +16,10 @@ from typing import Any
 import psutil
 import torch
 from peft import LoraConfig as PeftLoraConfig
-from peft import get_peft_model
+from peft import PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from lorasweep.config.plan import EvalSpec, RunSpec
+from lorasweep.config.plan import EvalSpec, RunSpec, TestSpec
 from lorasweep.config.schema import SweepConfig
 from lorasweep.data.prompts import Encoded, PromptFormatter
 from lorasweep.data.sources import Example
@@ -48,6 +48,8 @@ class SweepResources:
     eval_examples: list[Example]
     eval_prompts: list[list[int]]
     environment: dict[str, Any]
+    test_examples: list[Example] = field(default_factory=list)
+    test_prompts: list[list[int]] = field(default_factory=list)
     _encoded: dict[int, list[Encoded]] = field(default_factory=dict)
     _max_new_tokens: int | None = None
 
@@ -175,13 +177,30 @@ def evaluate_base(spec: EvalSpec, resources: SweepResources, run_dir: Path, hook
                    timings, efficiency, resources)  # fmt: skip
 
 
-def _evaluate(model: PreTrainedModel, resources: SweepResources, hooks: Hooks) -> Evaluation:
+def evaluate_test(
+    spec: TestSpec, resources: SweepResources, adapter_run: Path, run_dir: Path, hooks: Hooks
+) -> dict:
+    """Evaluate a finished run's saved adapter on the held-out test split."""
+    started = time.perf_counter()
+    write_yaml(run_dir / "config.yaml", spec.resolved)
+    model = PeftModel.from_pretrained(copy.deepcopy(resources.model), adapter_run / "adapter")
+    evaluation = _evaluate(model.merge_and_unload(), resources, hooks, test=True)
+    timings = {"eval_s": evaluation.seconds, "total_s": time.perf_counter() - started}
+    efficiency = {"eval_tokens_per_s": evaluation.generated_tokens / evaluation.seconds}
+    labels = (f"test split: {spec.role}", spec.adapter_of)
+    return _finish(run_dir, spec.run_id, "test", labels, spec.resolved, evaluation,
+                   timings, efficiency, resources)  # fmt: skip
+
+
+def _evaluate(
+    model: PreTrainedModel, resources: SweepResources, hooks: Hooks, test: bool = False
+) -> Evaluation:
     sweep = resources.sweep
     return evaluate(
         model,
         resources.tokenizer,
-        resources.eval_examples,
-        resources.eval_prompts,
+        resources.test_examples if test else resources.eval_examples,
+        resources.test_prompts if test else resources.eval_prompts,
         resources.max_new_tokens,
         sweep.generation.batch_size,
         sweep.evaluation.use_stemmer,

@@ -10,7 +10,14 @@ import re
 import string
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -26,6 +33,13 @@ ALL_LINEAR = "all-linear"  # PEFT's own preset: every linear layer except the ou
 _ALPHA_MULTIPLE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*r\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
+def _safe_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("use letters, digits and _ . + - only (it names files)")
+    return value
+
+
+SafeName = Annotated[str, AfterValidator(_safe_name)]  # becomes a file or folder name
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -197,16 +211,9 @@ class BaselineConfig(Section):
 class ExperimentConfig(Section):
     """One factor varied around the baseline: ``factor: lora.r`` with ``values: [4, 8, 16]``."""
 
-    name: str
+    name: SafeName
     factor: str
     values: list[Any] = Field(min_length=1)
-
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("use letters, digits and _ . + - only (it names files)")
-        return value
 
     @field_validator("factor")
     @classmethod
@@ -271,7 +278,7 @@ class ReportedRow(Section):
 class SweepConfig(Section):
     """A whole study: shared model, data, prompt and evaluation; a baseline; experiments."""
 
-    name: str = "sweep"
+    name: SafeName = "sweep"
     model: ModelConfig
     data: DataConfig
     prompt: PromptConfig = PromptConfig()
@@ -288,13 +295,6 @@ class SweepConfig(Section):
     # one-factor-at-a-time assumption that the factors do not interact.
     confirmation: bool = True
     test: TestSplitConfig | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("use letters, digits and _ . + - only (it names files)")
-        return value
 
     @model_validator(mode="after")
     def _prompt_fits_data(self) -> SweepConfig:

@@ -33,6 +33,7 @@ ALL_LINEAR = "all-linear"  # PEFT's own preset: every linear layer except the ou
 _ALPHA_MULTIPLE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*r\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
+
 def _safe_name(value: str) -> str:
     if not _NAME.match(value):
         raise ValueError("use letters, digits and _ . + - only (it names files)")

@@ -8,7 +8,7 @@ against the baseline comes from a paired bootstrap over the per-example scores i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from statistics import fmean, stdev
 from typing import Any
 
@@ -18,6 +18,7 @@ from lorasweep.evaluation.extractive import extractive_predictions
 from lorasweep.external import external_rows
 from lorasweep.metrics.health import Health, generation_health
 from lorasweep.metrics.rouge import DIRECTIONS, ROUGE_KEYS
+from lorasweep.report.pareto import COST_DIRECTIONS, Tradeoff, tradeoff
 from lorasweep.report.recommend import Candidate, Overall, Recommendation, recommend
 from lorasweep.stats.bootstrap import Delta, Interval
 from lorasweep.stats.pairing import pair_examples
@@ -30,10 +31,25 @@ TABLE_KEYS = ("rouge1", "rouge2", "rougeL")  # the experiment tables' score colu
 
 @dataclass(frozen=True)
 class Cost:
-    """What a configuration costs, averaged over its finished seeds."""
+    """What a configuration costs, averaged over its finished seeds (None when not recorded).
+
+    Attributes:
+        trainable_params: Adapter parameters trained.
+        train_s: Training wall time.
+        adapter_bytes: The saved adapter's size on disk.
+        train_tokens_per_s: Real (non-padding) training tokens per second.
+        peak_memory_bytes: CUDA max allocated on a GPU, peak resident set size on the CPU.
+        eval_s: Generation wall time on the evaluation examples.
+        eval_tokens_per_s: Generated tokens per second.
+    """
 
     trainable_params: float | None = None
     train_s: float | None = None
+    adapter_bytes: float | None = None
+    train_tokens_per_s: float | None = None
+    peak_memory_bytes: float | None = None
+    eval_s: float | None = None
+    eval_tokens_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +151,8 @@ class SweepTables:
     perspective: list[PerspectiveRow]
     health: list[HealthRow]
     results: dict[str, dict[str, Any]]  # run id -> result record (any status)
+    # ROUGE-L against each cost of COST_DIRECTIONS, over every configuration, Pareto front marked
+    tradeoffs: list[Tradeoff] = field(default_factory=list)
 
 
 def build_tables(store: RunStore) -> SweepTables:
@@ -203,6 +221,7 @@ def build_tables(store: RunStore) -> SweepTables:
         perspective=_perspective(store, plan, sweep, baseline, best, confirmation, results, scores),
         health=_health(store, plan, results, scores),
         results=results,
+        tradeoffs=_tradeoffs(candidates, confirmation),
     )
 
 
@@ -263,12 +282,34 @@ def _row(
 
 
 def _cost(finished: list[dict[str, Any]]) -> Cost:
-    params = [r.get("efficiency", {}).get("trainable_params") for r in finished]
-    seconds = [r.get("timings", {}).get("train_s") for r in finished]
+    def mean(section: str, key: str) -> float | None:
+        values = [r.get(section, {}).get(key) for r in finished]
+        return fmean(values) if values and None not in values else None
+
     return Cost(
-        fmean(params) if params and None not in params else None,
-        fmean(seconds) if seconds and None not in seconds else None,
+        trainable_params=mean("efficiency", "trainable_params"),
+        train_s=mean("timings", "train_s"),
+        adapter_bytes=mean("efficiency", "adapter_bytes"),
+        train_tokens_per_s=mean("efficiency", "train_tokens_per_s"),
+        peak_memory_bytes=mean("efficiency", "peak_memory_bytes"),
+        eval_s=mean("timings", "eval_s"),
+        eval_tokens_per_s=mean("efficiency", "eval_tokens_per_s"),
     )
+
+
+def _tradeoffs(candidates: list[Row], confirmation: Confirmation | None) -> list[Tradeoff]:
+    """ROUGE-L against each cost over the sweep's configurations (each once), front marked."""
+    rows = list(candidates)
+    if confirmation and confirmation.row.metrics:
+        rows.append(replace(confirmation.row, label=f"confirmation ({confirmation.row.label})"))
+    unique: dict[tuple[str, ...], Row] = {}
+    for row in rows:  # the confirmation may be a configuration the experiments already ran
+        unique.setdefault(row.done_ids, row)
+    configurations = [
+        (row.label, {PRIMARY: row.metrics.get(PRIMARY), **asdict(row.cost)})
+        for row in unique.values()
+    ]
+    return [tradeoff(configurations, PRIMARY, cost) for cost in COST_DIRECTIONS]
 
 
 def _mark_best(rows: list[Row]) -> list[Row]:

@@ -60,6 +60,7 @@ class Checkpoints:
 
     def __init__(self, path: Path, every: int) -> None:
         self.path, self.every = path, every
+        self.resumed_at = 0  # the step training resumed from (0: it started afresh)
 
     def load(self) -> dict[str, Any] | None:
         if not self.path.is_file():
@@ -120,6 +121,7 @@ def fit(
     state = checkpoints.load() if checkpoints else None
     if state is not None:
         history = _restore(state, trainable, optimizer, scheduler)
+        checkpoints.resumed_at = len(history)
         for _ in range(len(history) * config.gradient_accumulation_steps):
             next(batches)  # the batch order is a function of the seed: skip what was consumed
     model.train()

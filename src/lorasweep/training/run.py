@@ -143,7 +143,8 @@ def train_and_evaluate(
     evaluation = _evaluate(merged, resources, hooks)
     del merged, model
 
-    tokens = sum(log.tokens for log in history)
+    # Throughput counts the steps trained in this process only; a resumed run trained fewer.
+    tokens = sum(log.tokens for log in history[checkpoints.resumed_at :])
     efficiency = {
         "trainable_params": trainable,
         "total_params": total,
@@ -159,7 +160,11 @@ def train_and_evaluate(
         "eval_s": evaluation.seconds,
         "total_s": time.perf_counter() - started,
     }
-    extra = {"train_steps": len(history), "final_loss": history[-1].loss if history else None}
+    extra = {
+        "train_steps": len(history),
+        "resumed_at_step": checkpoints.resumed_at,
+        "final_loss": history[-1].loss if history else None,
+    }
     result = _finish(run_dir, spec.run_id, "lora", spec.labels, spec.resolved, evaluation,
                      timings, {**efficiency, **extra}, resources)  # fmt: skip
     checkpoints.remove()  # the run is done: its result and adapter are all that is needed

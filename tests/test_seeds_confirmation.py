@@ -17,6 +17,7 @@ def sweep(micro_model, dialogue_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("seeds")
     raw = sweep_dict(micro_model, dialogue_dir)
     raw["seeds"] = [0, 1]
+    raw["confirmation"] = True
     raw["experiments"] = [
         {"name": "rank", "factor": "lora.r", "values": [2, 4]},
         {"name": "lr", "factor": "training.learning_rate", "values": [5.0e-4, 5.0e-3]},

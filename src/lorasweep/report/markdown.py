@@ -14,6 +14,7 @@ import yaml
 from lorasweep.metrics import health
 from lorasweep.metrics.rouge import NAMES, ROUGE_KEYS
 from lorasweep.report import plots
+from lorasweep.report.pareto import COST_NAMES, Tradeoff
 from lorasweep.report.recommend import CHEAPEST, ONLY, SIGNIFICANT, Recommendation, verdict_words
 from lorasweep.report.tables import (
     PRIMARY,
@@ -53,21 +54,31 @@ def write_report(store: RunStore) -> Path:
             plots.loss_chart(table, store, staging / f"{table.name}-loss.png"),
         ]
         charts[table.name] = [p.name for p in made if p]
-    (staging / "report.md").write_text(render(tables, _sweep_summary(store, tables), charts))
+    tradeoff = plots.tradeoff_chart(tables.tradeoffs, staging / "quality-vs-cost.png")
+    summary = _sweep_summary(store, tables)
+    text = render(tables, summary, charts, tradeoff.name if tradeoff else None)
+    (staging / "report.md").write_text(text)
     replace_dir(staging, store.report_dir)
     return store.report_dir / "report.md"
 
 
-def render(tables: SweepTables, summary: str, charts: dict[str, list[str]]) -> str:
+def render(
+    tables: SweepTables,
+    summary: str,
+    charts: dict[str, list[str]],
+    tradeoff_chart: str | None = None,
+) -> str:
     """The report's Markdown text."""
     lines = [f"# LoRA sweep report: {tables.name}", "", summary, ""]
     for table in tables.experiments:
         lines += [f"## Experiment: {table.name} (`{table.factor}`)", ""]
         lines += experiment_table(table.rows)
+        lines += [""] + efficiency_table(table.rows)
         lines += [""] + [f"![{name}]({name})" for name in charts.get(table.name, [])] + [""]
         lines += recommendation_section(table.recommendation, table.rows)
     lines += _overall(tables)
     lines += _confirmation(tables)
+    lines += quality_cost_section(tables.tradeoffs, tradeoff_chart)
     lines += _test(tables)
     lines += _perspective(tables)
     lines += _health(tables)
@@ -111,6 +122,72 @@ def experiment_table(rows: list[Row]) -> list[str]:
             "† Δ pairs seed i with the baseline's seed i, so it uses only the seeds that "
             "finished for both configurations; the scores beside it average all finished seeds.",
         ]
+    return lines
+
+
+def efficiency_table(rows: list[Row]) -> list[str]:
+    """What each value costs: parameters, adapter size, training and generation speed, memory."""
+    lines = [
+        "Cost (mean over finished seeds; tokens/s counts real tokens, not padding):",
+        "",
+        "| value | trainable params | adapter | train s | train tokens/s | peak memory | eval s "
+        "| generated tokens/s |",
+        "|---|" + "---:|" * 7,
+    ]
+    for row in rows:
+        if not row.metrics:
+            continue
+        label = f"{row.label} (baseline)" if row.is_baseline else row.label
+        c = row.cost
+        cells = [
+            _params(c.trainable_params), _bytes(c.adapter_bytes), _number(c.train_s),
+            _number(c.train_tokens_per_s, ",.0f"), _bytes(c.peak_memory_bytes),
+            _number(c.eval_s), _number(c.eval_tokens_per_s, ",.0f"),
+        ]  # fmt: skip
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def quality_cost_section(tradeoffs: list[Tradeoff], chart: str | None) -> list[str]:
+    """ROUGE-L against each cost, every configuration, the Pareto front marked (◆)."""
+    panels = [t for t in tradeoffs if t.points]
+    if not panels:
+        return []
+    lines = [
+        "## Quality against cost",
+        "",
+        f"A configuration is on the Pareto front (◆) when no other has a {NAMES[PRIMARY]} at "
+        "least as high at a cost at least as low (and is better on one of the two).",
+        "",
+    ]
+    labels = list(dict.fromkeys(p.label for t in panels for p in t.points))
+    points = [{p.label: p for p in t.points} for t in panels]
+    quality = {p.label: p.quality for t in panels for p in t.points}
+    head = f"| configuration | {NAMES[PRIMARY]} | "
+    head += " | ".join(COST_NAMES[t.cost_key] for t in panels) + " |"
+    lines += [head, "|---|---:|" + "---:|" * len(panels)]
+    for label in labels:
+        cells = []
+        for by_label, panel in zip(points, panels, strict=True):
+            point = by_label.get(label)
+            if point is None:
+                cells.append("—")
+                continue
+            text = (
+                _params(point.cost) if panel.cost_key == "trainable_params" else _number(point.cost)
+            )
+            cells.append(f"{text} ◆" if point.on_front else text)
+        lines.append(f"| {label} | {quality[label]:.2f} | " + " | ".join(cells) + " |")
+    lines.append("")
+    sentences = [
+        f"Against {COST_NAMES[t.cost_key]}, the front is "
+        + ", ".join(f"{p.label} ({p.quality:.2f})" for p in t.front)
+        + ", cheapest first."
+        for t in panels
+    ]
+    lines += [" ".join(sentences), ""]
+    if chart:
+        lines += [f"![{chart}]({chart})", ""]
     return lines
 
 
@@ -304,15 +381,24 @@ def _health(tables: SweepTables) -> list[str]:
 
 
 def _runs(tables: SweepTables) -> list[str]:
-    lines = ["## Runs", "", "| run | serves | status | train s | eval s | trainable params |"]
-    lines += ["|---|---|---|---:|---:|---:|"]
+    lines = [
+        "## Runs",
+        "",
+        "| run | serves | status | train s | eval s | trainable params | adapter "
+        "| train tokens/s | generated tokens/s | peak memory |",
+        "|---|---|---|" + "---:|" * 7,
+    ]
     for run_id, result in tables.results.items():
         timings = result.get("timings", {})
         efficiency = result.get("efficiency", {})
         lines.append(
             f"| `{run_id}` | {', '.join(result['labels'])} | {result['status']} | "
             f"{_number(timings.get('train_s'))} | {_number(timings.get('eval_s'))} | "
-            f"{_params(efficiency.get('trainable_params'))} |"
+            f"{_params(efficiency.get('trainable_params'))} | "
+            f"{_bytes(efficiency.get('adapter_bytes'))} | "
+            f"{_number(efficiency.get('train_tokens_per_s'), ',.0f')} | "
+            f"{_number(efficiency.get('eval_tokens_per_s'), ',.0f')} | "
+            f"{_bytes(efficiency.get('peak_memory_bytes'))} |"
         )
     failed = [r for r in tables.results.values() if r["status"] != "done"]
     for result in failed:
@@ -362,6 +448,17 @@ def _delta(delta: Delta | None) -> str:
 
 def _params(value: float | None) -> str:
     return f"{value:,.0f}" if value is not None else ""
+
+
+def _bytes(value: float | None) -> str:
+    """Bytes in binary units: 1.5 MiB, 2.0 GiB."""
+    if value is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return ""  # unreachable: GiB ends the loop
 
 
 def _count(value: int | None) -> str:

@@ -17,7 +17,9 @@ COST_DIRECTIONS = {"trainable_params": "lower", "train_s": "lower"}
 COST_NAMES = {"trainable_params": "trainable parameters", "train_s": "training time (s)"}
 
 
-def dominates(a: Mapping[str, float], b: Mapping[str, float], directions: Mapping[str, str]) -> bool:
+def dominates(
+    a: Mapping[str, float], b: Mapping[str, float], directions: Mapping[str, str]
+) -> bool:
     """Whether ``a`` is at least as good as ``b`` on every objective and better on one.
 
     Args:

@@ -8,7 +8,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display needed, safe on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
+from lorasweep.metrics.rouge import NAMES  # noqa: E402
+from lorasweep.report.pareto import COST_NAMES, Tradeoff  # noqa: E402
 from lorasweep.report.tables import PRIMARY, ExperimentTable  # noqa: E402
 from lorasweep.stats.bootstrap import GAIN, LOSS  # noqa: E402
 from lorasweep.store.store import RunStore  # noqa: E402
@@ -80,6 +83,31 @@ def loss_chart(table: ExperimentTable, store: RunStore, path: Path) -> Path | No
     axis.set_ylabel("training loss")
     axis.set_title(f"{table.name}: training loss")
     axis.legend(title=table.factor, fontsize="small")
+    return _save(figure, path)
+
+
+def tradeoff_chart(tradeoffs: list[Tradeoff], path: Path) -> Path | None:
+    """One panel per cost: ROUGE-L against it, the Pareto front joined and labelled."""
+    panels = [t for t in tradeoffs if t.points]
+    if not panels:
+        return None
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for axis, panel in zip(axes[0], panels, strict=True):
+        inner = [p for p in panel.points if not p.on_front]
+        axis.scatter([p.cost for p in inner], [p.quality for p in inner], color="tab:gray")
+        front = panel.front
+        axis.plot([p.cost for p in front], [p.quality for p in front], "o-", color="tab:blue")
+        for point in panel.points:
+            axis.annotate(point.label, (point.cost, point.quality), fontsize="x-small",
+                          xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        if panel.cost_key == "trainable_params" and len({p.cost for p in panel.points}) > 1:
+            axis.set_xscale("log")  # ranks and target sets grow parameters geometrically
+            axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            axis.xaxis.set_minor_formatter(ticker.NullFormatter())
+        axis.set_xlabel(COST_NAMES[panel.cost_key])
+        axis.set_ylabel(NAMES[panel.quality_key])
+        axis.margins(x=0.15, y=0.15)
+    figure.suptitle(f"{NAMES[PRIMARY]} against cost (blue: Pareto front; up and left is better)")
     return _save(figure, path)
 
 

@@ -1,11 +1,30 @@
-"""Batched greedy generation: left padding, KV cache, each sequence stopped at EOS."""
+"""Batched greedy generation: prompts sorted by length, a KV cache, each sequence stopped at EOS.
+
+Two decoders give the same tokens as transformers' ``generate`` run on one prompt at a time
+(``tests/test_generation.py`` checks both):
+
+* :class:`LeanDecoder`, for the Llama family (Llama, Mistral, Qwen2, Qwen3 with SDPA attention,
+  the models lorasweep is built around). It drives the model's own decoder layers, so the
+  arithmetic is the model's, but it owns the loop around them: one KV buffer per batch,
+  allocated once, instead of a cache that is re-concatenated every step; the prompts' shared
+  prefix (chat header and instruction, a third of a demo prompt) read once per call instead of
+  once per prompt; and each sequence dropped from the batch as soon as it ends, instead of
+  decoding on, masked, until the whole batch ends.
+* transformers' ``generate``, for every other model.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+import os
+from collections.abc import Callable, Sequence
 
 import torch
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+Decoder = Callable[[Sequence[list[int]]], list[list[int]]]
+
+LEAN_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
 
 def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -25,46 +44,226 @@ def generate(
     max_new_tokens: int,
     batch_size: int,
     on_batch: Callable[[int], None] = lambda n: None,
+    lean: bool = True,
 ) -> tuple[list[str], list[int]]:
     """Greedy completions of tokenized prompts, returned in the prompts' order.
 
     Prompts are sorted by length so each batch pads little; the longest go first, so an
-    out-of-memory error shows up in the first batch rather than the last.
+    out-of-memory error shows up in the first batch rather than the last. ``lean=False`` forces
+    transformers' ``generate`` (the benchmark compares the two).
 
     Returns:
         The decoded completions (special tokens removed, whitespace stripped) and the number of
-        tokens generated for each.
+        tokens generated for each (the stop token not counted).
     """
-    device = next(model.parameters()).device
+    model.eval()
+    stops = stop_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    config = GenerationConfig(
-        do_sample=False,
-        max_new_tokens=max_new_tokens,
-        eos_token_id=stop_token_ids(model, tokenizer),
-        pad_token_id=pad_id,
-    )
-    stops = set(config.eos_token_id)
+    decode: Decoder
+    if lean and LeanDecoder.unsupported(model, max(map(len, prompts)) + max_new_tokens) is None:
+        decode = LeanDecoder(model, prompts, max_new_tokens, stops)
+    else:
+        decode = _generate_decoder(model, max_new_tokens, stops, pad_id)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     texts: list[str] = [""] * len(prompts)
     lengths: list[int] = [0] * len(prompts)
-    model.eval()
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        width = max(len(prompts[i]) for i in chunk)
-        input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, i in enumerate(chunk):  # left padding: every prompt ends where generation starts
-            input_ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
-            attention_mask[row, width - len(prompts[i]) :] = 1
+        for i, new in zip(chunk, decode([prompts[i] for i in chunk]), strict=True):
+            lengths[i] = len(new)
+            texts[i] = tokenizer.decode(new, skip_special_tokens=True).strip()
+        on_batch(len(chunk))
+    return texts, lengths
+
+
+def _generate_decoder(
+    model: PreTrainedModel, max_new_tokens: int, stops: list[int], pad_id: int
+) -> Decoder:
+    """transformers' ``generate`` on a left-padded batch: any model, more work per step."""
+    device = next(model.parameters()).device
+    config = GenerationConfig(
+        do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=pad_id
+    )
+
+    def decode(prompts: Sequence[list[int]]) -> list[list[int]]:
+        input_ids, attention_mask = _left_padded(prompts, pad_id)
         output = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention_mask.to(device),
             generation_config=config,
         )
-        for row, i in enumerate(chunk):
-            new = output[row, width:].tolist()
-            end = next((k for k, t in enumerate(new) if t in stops), len(new))
-            lengths[i] = end
-            texts[i] = tokenizer.decode(new[:end], skip_special_tokens=True).strip()
-        on_batch(len(chunk))
-    return texts, lengths
+        return [_until_stop(row, stops) for row in output[:, input_ids.shape[1] :].tolist()]
+
+    return decode
+
+
+def _left_padded(prompts: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every prompt ends in the last column, where generation starts."""
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        attention_mask[row, width - len(prompt) :] = 1
+    return input_ids, attention_mask
+
+
+def _until_stop(tokens: list[int], stops: Sequence[int]) -> list[int]:
+    end = next((k for k, t in enumerate(tokens) if t in stops), len(tokens))
+    return tokens[:end]
+
+
+class KVBuffer:
+    """Keys and values of one batch, every layer's allocated once for the whole generation.
+
+    It stands in for a transformers ``Cache``: each attention layer calls :meth:`update` with
+    the keys and values of the columns ``[start, end)`` being computed and attends to columns
+    ``[0, end)``, a view, not a copy.
+    """
+
+    def __init__(self, rows: int, capacity: int):
+        self.rows, self.capacity = rows, capacity
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.start = self.end = 0
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        if layer_idx == len(self.keys):  # first write: allocate on the layer's device and dtype
+            shape = (self.rows, key.shape[1], self.capacity, key.shape[3])
+            self.keys.append(key.new_empty(shape))
+            self.values.append(value.new_empty(shape))
+        keys, values = self.keys[layer_idx], self.values[layer_idx]
+        keys[:, :, self.start : self.end] = key
+        values[:, :, self.start : self.end] = value
+        return keys[:, :, : self.end], values[:, :, : self.end]
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop every other row (sequences that have ended)."""
+        self.keys = [k.index_select(0, rows.to(k.device)) for k in self.keys]
+        self.values = [v.index_select(0, rows.to(v.device)) for v in self.values]
+        self.rows = len(rows)
+
+
+class LeanDecoder:
+    """Greedy decoding of Llama-family models, batch by batch (see the module docstring).
+
+    A batch's buffer columns hold, left to right: the shared prefix, each prompt's remainder
+    right-aligned (so shorter ones start with masked padding), then the generated tokens, one
+    column per step for every row. Position ids count real tokens only, so every token sits at
+    the position it has when its prompt is read alone.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        prompts: Sequence[list[int]],
+        max_new_tokens: int,
+        stops: Sequence[int],
+    ):
+        self.model = model
+        self.decoder = model.get_decoder()
+        self.max_new_tokens = max_new_tokens
+        self.stops = frozenset(stops)
+        self.device = self.decoder.embed_tokens.weight.device
+        layer_params = inspect.signature(self.decoder.layers[0].forward).parameters
+        self.cache_arg = "cache" if "cache" in layer_params else "past_key_values"
+        # Every prompt keeps at least one token of its own: its logits give the first new token.
+        shared = len(os.path.commonprefix(list(prompts))) if len(prompts) > 1 else 0
+        self.prefix = list(prompts[0][: min(shared, min(map(len, prompts)) - 1)])
+        self.prefix_kv = self._read_prefix() if self.prefix else None
+
+    @staticmethod
+    def unsupported(model: PreTrainedModel, longest: int) -> str | None:
+        """Why this decoder cannot run ``model`` on sequences up to ``longest`` tokens, or None."""
+        config = model.config
+        if config.model_type not in LEAN_MODEL_TYPES:
+            return f"model type {config.model_type!r} is not in the Llama family"
+        if config._attn_implementation != "sdpa":
+            return f"attention {config._attn_implementation!r} is not sdpa"
+        if any(t != "full_attention" for t in getattr(config, "layer_types", None) or []):
+            return "some layers use sliding-window attention"
+        window = getattr(config, "sliding_window", None)
+        if window is not None and window < longest:
+            return f"sliding window {window} is shorter than {longest} tokens"
+        return None
+
+    def _layers(
+        self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, kv
+    ) -> torch.Tensor:
+        """The decoder's layers over ``ids``; returns the next-token logits of the last column."""
+        hidden = self.decoder.embed_tokens(ids)
+        rotary = self.decoder.rotary_emb(hidden, position_ids=positions)
+        for layer in self.decoder.layers:
+            hidden = layer(
+                hidden,
+                attention_mask=mask,
+                position_ids=positions,
+                position_embeddings=rotary,
+                **{self.cache_arg: kv},
+            )
+        return self.model.lm_head(self.decoder.norm(hidden[:, -1]))
+
+    def _read_prefix(self) -> KVBuffer:
+        n = len(self.prefix)
+        kv = KVBuffer(1, n)
+        kv.start, kv.end = 0, n
+        causal = torch.ones(n, n, dtype=torch.bool, device=self.device).tril()
+        self._layers(
+            torch.tensor([self.prefix], device=self.device),
+            torch.arange(n, device=self.device)[None],
+            causal[None, None],
+            kv,
+        )
+        return kv
+
+    def __call__(self, prompts: Sequence[list[int]]) -> list[list[int]]:
+        device, p = self.device, len(self.prefix)
+        rests = [prompt[p:] for prompt in prompts]
+        width = max(len(r) for r in rests)
+        kv = KVBuffer(len(prompts), p + width + self.max_new_tokens)
+        if self.prefix_kv is not None:
+            for source, target in (
+                (self.prefix_kv.keys, kv.keys),
+                (self.prefix_kv.values, kv.values),
+            ):
+                for layer in source:
+                    buffer = layer.new_empty((kv.rows, layer.shape[1], kv.capacity, layer.shape[3]))
+                    buffer[:, :, :p] = layer
+                    target.append(buffer)
+
+        # Read the prompts' remainders: causal attention over the prefix and the real tokens.
+        input_ids, attention_mask = _left_padded(rests, pad_id=0)
+        real = attention_mask.bool().to(device)
+        valid = torch.ones((kv.rows, kv.capacity), dtype=torch.bool, device=device)
+        valid[:, p : p + width] = real
+        causal = torch.ones(width, p + width, dtype=torch.bool, device=device).tril(p)
+        itself = causal.triu(p)  # column p + i for query i
+        # A padding column attends to itself only: never a row of nothing (NaN in SDPA).
+        mask = (valid[:, None, None, : p + width] & causal[None, None]) | itself[None, None]
+        lengths = real.sum(dim=1)
+        positions = (p + real.cumsum(dim=1) - 1).clamp(min=p)
+        kv.start, kv.end = p, p + width
+        tokens = self._layers(input_ids.to(device), positions, mask, kv).argmax(dim=-1)
+
+        # Decode: one column per step for the rows still running.
+        outputs: list[list[int]] = [[] for _ in prompts]
+        rows = list(range(len(prompts)))  # batch row -> index in prompts
+        positions = (p + lengths)[:, None]
+        for column in range(p + width, kv.capacity):
+            running = []
+            for row, token in enumerate(tokens.tolist()):
+                if token not in self.stops:
+                    outputs[rows[row]].append(token)
+                    running.append(row)
+            if not running or column == kv.capacity - 1:
+                break
+            if len(running) < len(rows):  # some sequences ended: drop their rows
+                keep = torch.tensor(running, device=device)
+                kv.keep(keep)
+                valid, positions, tokens = valid[keep], positions[keep], tokens[keep]
+                rows = [rows[r] for r in running]
+            kv.start, kv.end = column, column + 1
+            mask = valid[:, None, None, : column + 1]
+            tokens = self._layers(tokens[:, None], positions, mask, kv).argmax(dim=-1)
+            positions = positions + 1
+        return outputs

@@ -1,0 +1,147 @@
+"""Both decoders against transformers' ``generate`` on one prompt at a time, token for token.
+
+The lean decoder is checked on the micro model lorasweep builds and on randomly initialised
+models of each architecture it accepts (grouped-query attention included), with a stop token
+chosen so that some sequences end early and others run to the cap.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LlamaConfig,
+    MistralConfig,
+    Qwen2Config,
+    Qwen3Config,
+)
+
+from lorasweep.evaluation import generate as generation
+from lorasweep.evaluation.generate import LeanDecoder, generate
+
+SMALL = dict(
+    vocab_size=97,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,  # grouped-query attention, as in Llama 3
+    max_position_embeddings=128,
+    attn_implementation="sdpa",
+)
+
+
+def random_model(config_class, **overrides):
+    torch.manual_seed(0)
+    config = config_class(**{**SMALL, **overrides})
+    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+
+
+def prompts_with_a_shared_prefix(vocab: int, n: int = 7) -> list[list[int]]:
+    """An instruction every prompt starts with, then inputs of different lengths."""
+    g = torch.Generator().manual_seed(1)
+    prefix = torch.randint(3, vocab, (9,), generator=g).tolist()
+    return [prefix + torch.randint(3, vocab, (3 + 4 * i,), generator=g).tolist() for i in range(n)]
+
+
+def one_at_a_time(model, prompts, max_new_tokens, stops) -> list[list[int]]:
+    """The reference: transformers' greedy ``generate``, no padding, no batch."""
+    config = GenerationConfig(
+        do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=0
+    )
+    outputs = []
+    for prompt in prompts:
+        new = model.generate(torch.tensor([prompt]), generation_config=config)[0, len(prompt) :]
+        outputs.append(generation._until_stop(new.tolist(), stops))
+    return outputs
+
+
+def a_stop_token_some_sequences_reach(model, prompts, max_new_tokens) -> int:
+    """A token that ends some of the sequences early but not all of them."""
+    free = one_at_a_time(model, prompts, max_new_tokens, stops=[])
+    counts = {}
+    for tokens in free:
+        for t in set(tokens[1:-1]):
+            counts[t] = counts.get(t, 0) + 1
+    usable = [t for t, c in counts.items() if 0 < c < len(prompts)]
+    assert usable, "the random model repeats one token everywhere: change the seed"
+    return max(usable, key=lambda t: counts[t])
+
+
+@pytest.mark.parametrize(
+    "config_class, overrides",
+    [
+        (LlamaConfig, {}),
+        (LlamaConfig, {"num_key_value_heads": 4, "tie_word_embeddings": True}),
+        (MistralConfig, {"sliding_window": None}),
+        (Qwen2Config, {}),
+        (Qwen3Config, {"head_dim": 8}),  # Qwen3 normalises queries and keys per head
+    ],
+    ids=["llama-gqa", "llama-mha-tied", "mistral", "qwen2", "qwen3"],
+)
+def test_lean_decoder_equals_one_prompt_at_a_time(config_class, overrides):
+    model = random_model(config_class, **overrides)
+    prompts = prompts_with_a_shared_prefix(model.config.vocab_size)
+    assert LeanDecoder.unsupported(model, 64) is None
+    stop = a_stop_token_some_sequences_reach(model, prompts, 12)
+    expected = one_at_a_time(model, prompts, 12, stops=[stop])
+    assert 0 < sum(len(e) < 12 for e in expected) < len(prompts)  # both endings are exercised
+
+    decoder = LeanDecoder(model, prompts, 12, stops=[stop])
+    assert len(decoder.prefix) == 9  # the shared instruction, read once
+    with torch.inference_mode():
+        assert decoder(prompts) == expected
+        assert decoder(prompts[::-1]) == expected[::-1]  # any order, any batch
+        assert decoder(prompts[2:5]) == expected[2:5]
+
+
+def test_prompts_that_share_everything_keep_a_token_of_their_own():
+    model = random_model(LlamaConfig)
+    prompt = prompts_with_a_shared_prefix(model.config.vocab_size)[2]
+    short = prompt[:5]
+    with torch.inference_mode():
+        decoder = LeanDecoder(model, [prompt, prompt, short], 6, stops=[])
+        assert decoder.prefix == short[:4]
+        assert decoder([prompt, short, prompt]) == [
+            *one_at_a_time(model, [prompt, short, prompt], 6, stops=[])
+        ]
+        single = LeanDecoder(model, [short], 6, stops=[])
+        assert single.prefix == [] and single([short]) == one_at_a_time(model, [short], 6, [])
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_generate_on_the_micro_model_equals_one_prompt_at_a_time(micro_model, lean):
+    model = AutoModelForCausalLM.from_pretrained(micro_model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(micro_model)
+    prompts = prompts_with_a_shared_prefix(len(tokenizer), n=9)
+    stop = a_stop_token_some_sequences_reach(model, prompts, 10)
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, stop]
+    expected = one_at_a_time(model, prompts, 10, [tokenizer.eos_token_id, stop])
+
+    texts, lengths = generate(model, tokenizer, prompts, 10, batch_size=4, lean=lean)
+    assert lengths == [len(e) for e in expected]
+    assert texts == [tokenizer.decode(e, skip_special_tokens=True).strip() for e in expected]
+
+
+def test_models_outside_the_llama_family_use_transformers_generate(micro_model):
+    llama = AutoModelForCausalLM.from_pretrained(micro_model)
+    assert LeanDecoder.unsupported(llama, 100) is None
+    eager = AutoModelForCausalLM.from_pretrained(micro_model, attn_implementation="eager")
+    assert "eager" in LeanDecoder.unsupported(eager, 100)
+    gpt2 = AutoModelForCausalLM.from_config(
+        AutoConfig.for_model("gpt2", n_layer=1, n_embd=16, n_head=2, vocab_size=50)
+    )
+    assert "gpt2" in LeanDecoder.unsupported(gpt2, 100)
+    windowed = random_model(MistralConfig, sliding_window=32)
+    assert "sliding window 32" in LeanDecoder.unsupported(windowed, 100)
+    assert LeanDecoder.unsupported(windowed, 32) is None
+
+    tokenizer = AutoTokenizer.from_pretrained(micro_model)
+    prompts = prompts_with_a_shared_prefix(len(tokenizer), n=3)
+    expected = one_at_a_time(eager.eval(), prompts, 5, [tokenizer.eos_token_id])
+    _, lengths = generate(eager, tokenizer, prompts, 5, batch_size=2)  # falls back, same tokens
+    assert lengths == [len(e) for e in expected]

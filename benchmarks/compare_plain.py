@@ -10,8 +10,10 @@ Three measurements, each on the built-in tiny model and corpus (the demo's setti
   two loss curves;
 * evaluation: ``transformers.pipeline("text-generation")`` with batch size 8 and
   ``max_new_tokens=256`` (the common evaluation script) against lorasweep's ``generate`` with the
-  sweep's batch size and ``max_new_tokens: auto``, on the model trained above; wall time and
-  whether the predictions are the same.
+  sweep's batch size and ``max_new_tokens: auto``, on every model the sweep evaluated (the base
+  model zero-shot and each run's merged adapter); wall time, and whether the predictions are
+  the same: identical where the pipeline's ended within lorasweep's cap, lorasweep's equal to
+  the pipeline's first tokens up to the cap where it did not.
 
 The built-in model comes from lorasweep's normal cache (``$LORASWEEP_CACHE``, else
 ``~/.cache/lorasweep``); it is built there first if missing (about 3 minutes on 2 cores).
@@ -46,7 +48,7 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from peft import LoraConfig as PeftLoraConfig  # noqa: E402
-from peft import get_peft_model  # noqa: E402
+from peft import PeftModel, get_peft_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from transformers import (  # noqa: E402
     DataCollatorForSeq2Seq,
@@ -290,17 +292,38 @@ def bench_training(resources: SweepResources, spec: RunSpec, work: Path):
 # --- evaluation -------------------------------------------------------------------------------
 
 
-def generate_plain(
-    model,
-    tokenizer,
-    chats: list[list[dict[str, str]]],
-    stops: list[int],
-    max_new_tokens: int = PLAIN_MAX_NEW_TOKENS,
-):
+@dataclass
+class Evaluated:
+    """One model evaluated both ways on the same prompts."""
+
+    name: str
+    plain_s: float
+    generate_s: float  # lorasweep with transformers' generate (``lean=False``), for reference
+    lean_s: float  # lorasweep as a sweep runs it
+    plain_tokens: list[list[int]]  # the pipeline's new tokens, up to its first stop token
+    texts: list[str]
+    lengths: list[int]
+
+    def compared(self, cap: int, decode) -> tuple[int, int, int, int]:
+        """Counts: (identical, of those the pipeline ended within the cap; lorasweep's equal to
+        the pipeline's first ``cap`` tokens, of those it did not)."""
+        same = of = same_prefix = past = 0
+        for tokens, text, length in zip(self.plain_tokens, self.texts, self.lengths, strict=True):
+            kept = tokens[:cap]
+            match = length == len(kept) and text == decode(kept)
+            if len(tokens) < cap:
+                of, same = of + 1, same + match
+            else:
+                past, same_prefix = past + 1, same_prefix + match
+        return same, of, same_prefix, past
+
+
+def generate_plain(model, tokenizer, chats, prompts, stops, max_new_tokens=PLAIN_MAX_NEW_TOKENS):
     """The common script: a text-generation pipeline over the chats, in their order.
 
-    Special tokens are kept in the decoded text (``skip_special_tokens=False``, a decoding
-    option only) so that each output shows whether generation stopped at an end token.
+    It returns token ids (``return_tensors=True``, which only skips decoding to text) so that
+    its outputs can be compared with lorasweep's token for token: each row is the batch's left
+    padding, the prompt (checked to be lorasweep's), then the new tokens.
     """
     generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
     started = time.perf_counter()
@@ -309,102 +332,123 @@ def generate_plain(
         batch_size=PLAIN_EVAL_BATCH,
         max_new_tokens=max_new_tokens,
         do_sample=False,
-        return_full_text=False,
-        skip_special_tokens=False,
+        return_tensors=True,
     )
     seconds = time.perf_counter() - started
-    stop_texts = [tokenizer.convert_ids_to_tokens(i) for i in stops]
-    specials = list(tokenizer.all_special_tokens)
-    cut = [cut_at_stop(o[0]["generated_text"], stop_texts, specials) for o in outputs]
-    texts, stopped = [text for text, _ in cut], [stop for _, stop in cut]
-    return texts, stopped, seconds
+    new_tokens = []
+    for output, prompt in zip(outputs, prompts, strict=True):
+        row = list(output[0]["generated_token_ids"])
+        start = next(i for i, t in enumerate(row) if t != tokenizer.pad_token_id)
+        if row[start : start + len(prompt)] != prompt:
+            raise RuntimeError("the pipeline read another prompt than lorasweep")
+        new = row[start + len(prompt) :]
+        new_tokens.append(new[: next((k for k, t in enumerate(new) if t in stops), len(new))])
+    return new_tokens, seconds
 
 
-def cut_at_stop(text: str, stop_texts: list[str], specials: list[str]) -> tuple[str, bool]:
-    """A pipeline output decoded with its special tokens: the text before the first stop token,
-    other special tokens removed, stripped (as lorasweep decodes); and whether a stop was found."""
-    found = [i for i in (text.find(s) for s in stop_texts) if i >= 0]
-    text = text[: min(found)] if found else text
-    for special in specials:
-        text = text.replace(special, "")
-    return text.strip(), bool(found)
-
-
-@torch.inference_mode()
-def prefill_seconds(model, prompts: list[list[int]], batch_size: int, pad_id: int) -> float:
-    """One forward pass over every prompt in lorasweep's batches, the work any decoder must do
-    before its first new token: the floor under both evaluations' wall times."""
-    order = sorted(prompts, key=len, reverse=True)
-    started = time.perf_counter()
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        width = max(len(p) for p in chunk)
-        input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros_like(input_ids)
-        for row, prompt in enumerate(chunk):
-            input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            attention_mask[row, width - len(prompt) :] = 1
-        model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=1)
-    return time.perf_counter() - started
-
-
-def bench_evaluation(resources: SweepResources, model) -> tuple[list[Measured], list[str]]:
-    tokenizer = resources.tokenizer
-    formatter = resources.formatter
+def evaluate_both(name, model, resources: SweepResources) -> Evaluated:
+    tokenizer, prompts = resources.tokenizer, resources.eval_prompts
     chats = [
-        [{"role": "user", "content": formatter.user_message(e.input)}]
+        [{"role": "user", "content": resources.formatter.user_message(e.input)}]
         for e in resources.eval_examples
     ]
-    same_prompts = sum(
-        tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=False) == ids
-        for chat, ids in zip(chats, resources.eval_prompts, strict=True)
-    )
-    generate(model, tokenizer, resources.eval_prompts[:2], 4, 2)  # warm-up, untimed, for both
-
+    cap, batch_size = resources.max_new_tokens, resources.sweep.generation.batch_size
     stops = stop_token_ids(model, tokenizer)
-    plain, stopped, plain_s = generate_plain(model, tokenizer, chats, stops)
-    batch_size = resources.sweep.generation.batch_size
+    plain, plain_s = generate_plain(model, tokenizer, chats, prompts, stops)
     started = time.perf_counter()
-    ours, lengths = generate(
-        model, tokenizer, resources.eval_prompts, resources.max_new_tokens, batch_size
-    )
-    seconds = time.perf_counter() - started
+    generate(model, tokenizer, prompts, cap, batch_size, lean=False)
+    generate_s = time.perf_counter() - started
+    started = time.perf_counter()
+    texts, lengths = generate(model, tokenizer, prompts, cap, batch_size)
+    lean_s = time.perf_counter() - started
+    return Evaluated(name, plain_s, generate_s, lean_s, plain, texts, lengths)
 
-    prefill = prefill_seconds(model, resources.eval_prompts, batch_size, tokenizer.pad_token_id)
 
-    compared = [i for i, s in enumerate(stopped) if s]
-    same = sum(plain[i] == ours[i] for i in compared)
-    share = same / len(compared) if compared else 0.0
-    differing = [i for i in compared if plain[i] != ours[i]]
+def sweep_models(resources: SweepResources, store: Path | None, trained):
+    """The models a sweep evaluates: the base model zero-shot, then each run's merged adapter;
+    without a sweep, the model the training comparison trained stands in for the runs."""
+    yield "zero-shot", resources.model
+    if store is None:
+        yield "fine-tuned (80-step baseline)", trained
+        return
+    for run in sorted(store.glob("runs/run-*")):
+        result = RunStore(store).result(run.name)
+        adapter = PeftModel.from_pretrained(copy.deepcopy(resources.model), run / "adapter")
+        yield ", ".join(result["labels"]), adapter.merge_and_unload().eval()
+
+
+def bench_evaluation(resources: SweepResources, store: Path | None, trained):
+    tokenizer = resources.tokenizer
+    cap, batch_size = resources.max_new_tokens, resources.sweep.generation.batch_size
+    decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True).strip()  # noqa: E731
+    generate(resources.model, tokenizer, resources.eval_prompts[:2], 4, 2)  # warm-up, untimed
+    evaluated = [evaluate_both(n, m, resources) for n, m in sweep_models(resources, store, trained)]
+
+    n = len(resources.eval_prompts)
     lines = [
-        f"evaluation: {len(chats)} examples; prompts token-identical: {same_prompts}/{len(chats)}; "
-        f"pipeline batch {PLAIN_EVAL_BATCH}, max_new_tokens {PLAIN_MAX_NEW_TOKENS}; lorasweep "
-        f"batch {batch_size}, max_new_tokens auto = {resources.max_new_tokens}",
-        f"  pipeline stopped at an end token on {len(compared)}/{len(chats)} examples; "
-        f"lorasweep generated {sum(lengths):,} tokens ({sum(lengths) / seconds:,.0f} tokens/s)",
-        f"  identical predictions where the pipeline stopped: {same}/{len(compared)}",
-        f"  reading the prompts in lorasweep's batches (one forward pass, no token generated) "
-        f"takes {prefill:.2f}s: generation that cost nothing per new token would still be at "
-        f"most {plain_s / prefill:.1f}x faster than the pipeline",
+        f"evaluation: {len(evaluated)} models x {n} examples; pipeline batch {PLAIN_EVAL_BATCH}, "
+        f"max_new_tokens {PLAIN_MAX_NEW_TOKENS}; lorasweep batch {batch_size}, max_new_tokens "
+        f"auto = {cap}; lorasweep (transformers' generate) is lorasweep's batching and cap with "
+        f"transformers' generate in place of its own decoder",
+        f"  {'model':<34}{'pipeline':>9}{'generate':>9}{'lorasweep':>10}{'ratio':>7}"
+        f"  ended < {cap}: identical   ran on: lorasweep = first {cap}",
     ]
-    for i in differing[:3]:
-        lines.append(f"    differs on example {i}: pipeline {plain[i]!r} / lorasweep {ours[i]!r}")
+    for e in evaluated:
+        same, of, same_prefix, past = e.compared(cap, decode)
+        lines.append(
+            f"  {e.name[:33]:<34}{e.plain_s:8.2f}s{e.generate_s:8.2f}s{e.lean_s:9.2f}s"
+            f"{e.plain_s / e.lean_s:6.1f}x  {same:>4}/{of:<4}{'':>14}{same_prefix:>4}/{past}"
+        )
+
+    def total(subset, field):
+        return sum(getattr(e, field) for e in subset)
+
+    tuned = evaluated[1:]
+    counts = [e.compared(cap, decode) for e in evaluated]
+    same, of = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    same_prefix, past = sum(c[2] for c in counts), sum(c[3] for c in counts)
+    plain_s, lean_s = total(evaluated, "plain_s"), total(evaluated, "lean_s")
+    ratio = plain_s / lean_s
     rows = [
         Measured(
-            "evaluation: wall time",
+            f"evaluation: wall time, the sweep's {len(evaluated)} models",
             f"{plain_s:.1f}s",
-            f"{seconds:.1f}s",
-            f"{plain_s / seconds:.2f}x",
+            f"{lean_s:.1f}s",
+            f"{ratio:.2f}x",
             f">= {EVAL_SPEEDUP_TARGET:g}x",
-            plain_s / seconds >= EVAL_SPEEDUP_TARGET,
+            ratio >= EVAL_SPEEDUP_TARGET,
         ),
         Measured(
-            "evaluation: identical predictions",
+            f"  of which the {len(tuned)} fine-tuned",
+            f"{total(tuned, 'plain_s'):.1f}s",
+            f"{total(tuned, 'lean_s'):.1f}s",
+            f"{total(tuned, 'plain_s') / total(tuned, 'lean_s'):.2f}x",
             "",
-            f"{same}/{len(compared)} ({share:.0%})",
+            None,
+        ),
+        Measured(
+            "  lorasweep with transformers' generate",
+            f"{plain_s:.1f}s",
+            f"{total(evaluated, 'generate_s'):.1f}s",
+            f"{plain_s / total(evaluated, 'generate_s'):.2f}x",
             "",
-            f"{SAME_PREDICTIONS_TARGET:.0%}",
-            share >= SAME_PREDICTIONS_TARGET and bool(compared),
+            None,
+        ),
+        Measured(
+            f"evaluation: predictions ended within {cap} tokens identical",
+            "",
+            f"{same}/{of} ({same / of:.0%})" if of else "none",
+            "",
+            "100%",
+            same == of > 0,
+        ),
+        Measured(
+            f"evaluation: longer ones, lorasweep's = the first {cap} tokens",
+            "",
+            f"{same_prefix}/{past}",
+            "",
+            "100%",
+            same_prefix == past,
         ),
     ]
     return rows, lines
@@ -455,8 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         resources = prepare(plan, Console(quiet=True))
         model, measured, lines = bench_training(resources, plan.run(plan.baseline_id), work)
         rows, notes = rows + measured, notes + lines
-        # Both evaluations decode the model lorasweep just trained, merged as in a sweep.
-        measured, lines = bench_evaluation(resources, model.merge_and_unload().eval())
+        # Both evaluate what the sweep evaluated: zero-shot, and each run's adapter, merged.
+        store = None if args.skip_sweep else work / "sweep"
+        measured, lines = bench_evaluation(resources, store, model.merge_and_unload().eval())
         rows, notes = rows + measured, notes + lines
     print()
     for line in notes:

@@ -70,40 +70,35 @@ def test_shortened_demo_config_is_valid():
     assert sweep.baseline.training.warmup_steps <= 2 and sweep.evaluation.size == 5
 
 
-def test_plain_pipeline_and_lorasweep_predictions_are_compared_after_stripping(micro_model):
-    """The comparison's own logic: the pipeline's text cut at the end token equals lorasweep's."""
+def test_plain_pipeline_tokens_equal_lorasweep_generation(micro_model):
+    """The comparison's own logic: the pipeline's new tokens, read back from its padded rows."""
     plain = load("compare_plain")
     tokenizer = AutoTokenizer.from_pretrained(micro_model)
     model = AutoModelForCausalLM.from_pretrained(micro_model).eval()
     formatter = PromptFormatter(
         tokenizer, PromptConfig(template="{instruction}\n{input}\nSummary:"), "dialogue"
     )
-    inputs = ["Ann: hi\nBob: hello, see you at 5", "Tom: late again?\nEve: sorry, bus"]
+    inputs = ["Ann: hi\nBob: hello, see you at 5", "Tom: late again?", "Eve: bus", "Al: ok"]
     chats = [[{"role": "user", "content": formatter.user_message(x)}] for x in inputs]
     prompts = [formatter.encode_prompt(x) for x in inputs]
-    stops = stop_token_ids(model, tokenizer)
-    texts, stopped, seconds = plain.generate_plain(model, tokenizer, chats, stops, 24)
-    ours, lengths = generate(model, tokenizer, prompts, 24, 2)
-    assert texts == ours and seconds > 0
-    assert stopped == [n < 24 for n in lengths]
 
     # The micro model never emits EOS; make the first token it generates a stop token too.
     first = model.generate(torch.tensor([prompts[0]]), max_new_tokens=1, do_sample=False)
     model.generation_config.eos_token_id = [tokenizer.eos_token_id, int(first[0, -1])]
     stops = stop_token_ids(model, tokenizer)
-    texts, stopped, _ = plain.generate_plain(model, tokenizer, chats, stops, 24)
-    ours, lengths = generate(model, tokenizer, prompts, 24, 2)
-    assert lengths[0] == 0 and stopped[0]
-    assert texts == ours and stopped == [n < 24 for n in lengths]
+    tokens, seconds = plain.generate_plain(model, tokenizer, chats, prompts, stops, 24)
+    texts, lengths = generate(model, tokenizer, prompts, 24, 3)
+    assert seconds > 0 and tokens[0] == [] and lengths[0] == 0
+    assert [len(t) for t in tokens] == lengths
+    assert [tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens] == texts
 
 
-def test_pipeline_text_is_cut_at_the_first_stop_token():
+def test_predictions_are_compared_in_full_below_the_cap_and_as_a_prefix_above():
     plain = load("compare_plain")
-    specials = ["<|end|>", "<|pad|>", "<|user|>"]
-    cut = plain.cut_at_stop
-    assert cut(" Ann meets Bob.<|end|><|pad|><|pad|>", ["<|end|>"], specials) == (
-        "Ann meets Bob.",
-        True,
+    decode = lambda ids: " ".join(map(str, ids))  # noqa: E731
+    pipeline_tokens = [[1, 2], [1, 2, 3, 4, 5], [7, 8], [1, 2, 3, 4]]
+    ours = [[1, 2], [1, 2, 3], [7, 9], [1, 2, 4]]  # the cap is 3: the 2nd and 4th ran on
+    evaluated = plain.Evaluated(
+        "m", 1.0, 1.0, 1.0, pipeline_tokens, [decode(t) for t in ours], [len(t) for t in ours]
     )
-    assert cut("a<|user|>b<|eot|>c<|end|>", ["<|end|>", "<|eot|>"], specials) == ("ab", True)
-    assert cut(" no stop at all ", ["<|end|>"], specials) == ("no stop at all", False)
+    assert evaluated.compared(cap=3, decode=decode) == (1, 2, 1, 2)

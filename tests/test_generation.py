@@ -97,6 +97,16 @@ def test_lean_decoder_equals_one_prompt_at_a_time(config_class, overrides):
         assert decoder(prompts) == expected
         assert decoder(prompts[::-1]) == expected[::-1]  # any order, any batch
         assert decoder(prompts[2:5]) == expected[2:5]
+        # Read in chunks of at most 30 tokens: rows of different widths share one buffer.
+        chunked = LeanDecoder(model, prompts, 12, stops=[stop], prefill_tokens=30)
+        assert [r.stop - r.start for r in chunked._chunks([p[9:] for p in prompts[::-1]])] == [
+            1,
+            1,
+            1,
+            2,
+            2,
+        ]
+        assert chunked(prompts[::-1]) == expected[::-1]
 
 
 def test_prompts_that_share_everything_keep_a_token_of_their_own():

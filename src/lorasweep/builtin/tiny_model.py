@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -30,6 +29,8 @@ from tokenizers import (
     trainers,
 )
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from lorasweep.cache import cache_dir
 
 BUILTIN_MODEL = "builtin:tiny-llama"
 # Part of the cache key with the recipe: bump it whenever the build code changes what it makes.
@@ -75,14 +76,6 @@ class TinyRecipe:
             corpus_size=300, vocab_size=384, hidden_size=32, layers=2, heads=2,
             intermediate_size=64, context=64, max_positions=512, steps=30, batch_size=8,
         )  # fmt: skip
-
-
-def cache_dir() -> Path:
-    """Where lorasweep caches built models: ``$LORASWEEP_CACHE``, else the XDG cache folder."""
-    if os.environ.get("LORASWEEP_CACHE"):
-        return Path(os.environ["LORASWEEP_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lorasweep"
 
 
 def builtin_model_path(

@@ -137,6 +137,26 @@ class KVBuffer:
         values[:, :, self.start : self.end] = value
         return keys[:, :, : self.end], values[:, :, : self.end]
 
+    def allocate_like(self, other: KVBuffer) -> None:
+        """Allocate every layer's buffers with ``other``'s heads, head size, dtype and device.
+
+        Zeros, not ``empty``: padding columns are masked out, but attention still multiplies
+        their values by a weight of 0, and uninitialised memory can hold NaN (0 x NaN = NaN).
+        """
+        for source, target in ((other.keys, self.keys), (other.values, self.values)):
+            for layer in source:
+                shape = (self.rows, layer.shape[1], self.capacity, layer.shape[3])
+                target.append(layer.new_zeros(shape))
+
+    def copy_columns(
+        self, other: KVBuffer, source: slice, target: slice, rows: slice = slice(None)
+    ) -> None:
+        """Copy ``other``'s columns ``source`` into ``rows`` of this buffer's ``target`` columns
+        (one row of ``other`` is copied to every row)."""
+        for mine, theirs in ((self.keys, other.keys), (self.values, other.values)):
+            for layer, layer_other in zip(mine, theirs, strict=True):
+                layer[rows, :, target] = layer_other[:, :, source]
+
     def keep(self, rows: torch.Tensor) -> None:
         """Drop every other row (sequences that have ended)."""
         self.keys = [k.index_select(0, rows.to(k.device)) for k in self.keys]
@@ -159,11 +179,13 @@ class LeanDecoder:
         prompts: Sequence[list[int]],
         max_new_tokens: int,
         stops: Sequence[int],
+        prefill_tokens: int = 4096,
     ):
         self.model = model
         self.decoder = model.get_decoder()
         self.max_new_tokens = max_new_tokens
         self.stops = frozenset(stops)
+        self.prefill_tokens = prefill_tokens
         self.device = self.decoder.embed_tokens.weight.device
         layer_params = inspect.signature(self.decoder.layers[0].forward).parameters
         self.cache_arg = "cache" if "cache" in layer_params else "past_key_values"
@@ -216,34 +238,57 @@ class LeanDecoder:
         )
         return kv
 
+    def _chunks(self, rests: Sequence[list[int]]) -> list[slice]:
+        """Consecutive rows read in one forward pass each, at most ``prefill_tokens`` tokens
+        (padding included) apiece: the rows of a long batch need not all pad to its longest."""
+        chunks, start, longest = [], 0, 0
+        for end, rest in enumerate(rests):
+            longest = max(longest, len(rest))
+            if end > start and (end + 1 - start) * longest > self.prefill_tokens:
+                chunks.append(slice(start, end))
+                start, longest = end, len(rest)
+        return [*chunks, slice(start, len(rests))]
+
+    def _prefill(self, kv: KVBuffer, rests: Sequence[list[int]], rows: slice) -> torch.Tensor:
+        """Read the remainders of ``rests[rows]`` after the shared prefix into their rows of
+        ``kv`` (right-aligned); returns each row's first new token."""
+        device, p, width = (
+            self.device,
+            len(self.prefix),
+            kv.capacity - self.max_new_tokens - len(self.prefix),
+        )
+        input_ids, attention_mask = _left_padded(rests[rows], pad_id=0)
+        n, w = input_ids.shape
+        chunk = KVBuffer(n, p + w)
+        if self.prefix_kv is not None:
+            chunk.allocate_like(self.prefix_kv)
+            chunk.copy_columns(self.prefix_kv, slice(0, p), slice(0, p))
+        real = attention_mask.bool().to(device)
+        causal = torch.ones(w, p + w, dtype=torch.bool, device=device).tril(p)
+        itself = causal.triu(p)  # column p + i for query i
+        # Causal attention over the prefix and the real tokens; a padding column attends to
+        # itself only, never to nothing (a row of NaN in SDPA).
+        seen = torch.cat([torch.ones(n, p, dtype=torch.bool, device=device), real], dim=1)
+        mask = (seen[:, None, None, :] & causal[None, None]) | itself[None, None]
+        positions = (p + real.cumsum(dim=1) - 1).clamp(min=p)
+        chunk.start, chunk.end = p, p + w
+        tokens = self._layers(input_ids.to(device), positions, mask, chunk).argmax(dim=-1)
+        if not kv.keys:
+            kv.allocate_like(chunk)
+            if self.prefix_kv is not None:
+                kv.copy_columns(self.prefix_kv, slice(0, p), slice(0, p))
+        kv.copy_columns(chunk, slice(p, p + w), slice(p + width - w, p + width), rows)
+        return tokens
+
     def __call__(self, prompts: Sequence[list[int]]) -> list[list[int]]:
         device, p = self.device, len(self.prefix)
         rests = [prompt[p:] for prompt in prompts]
         width = max(len(r) for r in rests)
         kv = KVBuffer(len(prompts), p + width + self.max_new_tokens)
-        if self.prefix_kv is not None:
-            for source, target in (
-                (self.prefix_kv.keys, kv.keys),
-                (self.prefix_kv.values, kv.values),
-            ):
-                for layer in source:
-                    buffer = layer.new_empty((kv.rows, layer.shape[1], kv.capacity, layer.shape[3]))
-                    buffer[:, :, :p] = layer
-                    target.append(buffer)
-
-        # Read the prompts' remainders: causal attention over the prefix and the real tokens.
-        input_ids, attention_mask = _left_padded(rests, pad_id=0)
-        real = attention_mask.bool().to(device)
+        lengths = torch.tensor([len(r) for r in rests], device=device)
         valid = torch.ones((kv.rows, kv.capacity), dtype=torch.bool, device=device)
-        valid[:, p : p + width] = real
-        causal = torch.ones(width, p + width, dtype=torch.bool, device=device).tril(p)
-        itself = causal.triu(p)  # column p + i for query i
-        # A padding column attends to itself only: never a row of nothing (NaN in SDPA).
-        mask = (valid[:, None, None, : p + width] & causal[None, None]) | itself[None, None]
-        lengths = real.sum(dim=1)
-        positions = (p + real.cumsum(dim=1) - 1).clamp(min=p)
-        kv.start, kv.end = p, p + width
-        tokens = self._layers(input_ids.to(device), positions, mask, kv).argmax(dim=-1)
+        valid[:, p : p + width] = torch.arange(width, device=device) >= (width - lengths)[:, None]
+        tokens = torch.cat([self._prefill(kv, rests, rows) for rows in self._chunks(rests)])
 
         # Decode: one column per step for the rows still running.
         outputs: list[list[int]] = [[] for _ in prompts]

@@ -18,9 +18,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lorasweep.cache import cache_dir
 from lorasweep.config.plan import Plan, combine
 from lorasweep.data.prompts import PromptFormatter
 from lorasweep.data.sources import load_eval, load_train
+from lorasweep.data.token_cache import TokenCache
 from lorasweep.errors import UserError
 from lorasweep.store.environment import environment
 from lorasweep.store.store import DONE, FAILED, RunStore, write_json, write_yaml
@@ -56,8 +58,9 @@ def prepare(plan: Plan, console: Console) -> SweepResources:
     check_targets(target_fields(plan), linear_module_names(model))
     try:
         formatter = PromptFormatter(tokenizer, sweep.prompt, sweep.data.input_column)
-        prompts = [formatter.encode_prompt(e.input) for e in examples]
-        test_prompts = [formatter.encode_prompt(e.input) for e in test]
+        tokens = TokenCache(formatter, cache_dir())
+        prompts = tokens.prompts(examples)
+        test_prompts = tokens.prompts(test) if test else []
     except ValueError as err:
         raise UserError(str(err)) from None
     console.print(
@@ -66,7 +69,7 @@ def prepare(plan: Plan, console: Console) -> SweepResources:
     )
     return SweepResources(
         sweep, model, tokenizer, formatter, train, examples, prompts, environment(),
-        test, test_prompts,
+        test, test_prompts, tokens,
     )  # fmt: skip
 
 

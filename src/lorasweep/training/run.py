@@ -23,6 +23,7 @@ from lorasweep.config.plan import EvalSpec, RunSpec, TestSpec
 from lorasweep.config.schema import SweepConfig
 from lorasweep.data.prompts import Encoded, PromptFormatter
 from lorasweep.data.sources import Example
+from lorasweep.data.token_cache import TokenCache
 from lorasweep.evaluation.evaluate import Evaluation, evaluate
 from lorasweep.faults import fault_point
 from lorasweep.store.store import (
@@ -50,6 +51,7 @@ class SweepResources:
     environment: dict[str, Any]
     test_examples: list[Example] = field(default_factory=list)
     test_prompts: list[list[int]] = field(default_factory=list)
+    tokens: TokenCache | None = None  # where tokenized data is kept across processes
     _encoded: dict[int, list[Encoded]] = field(default_factory=dict)
     _max_new_tokens: int | None = None
 
@@ -74,7 +76,8 @@ class SweepResources:
         """Training examples tokenized once per sweep (per max length), with at least one target
         token left after cutting."""
         if max_length not in self._encoded:
-            encoded = [self.formatter.encode_example(e, max_length) for e in self.train_examples]
+            tokens = self.tokens or TokenCache(self.formatter, root=None)
+            encoded = tokens.training(self.train_examples, max_length)
             self._encoded[max_length] = [e for e in encoded if e.target_tokens > 0]
         return self._encoded[max_length]
 

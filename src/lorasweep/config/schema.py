@@ -158,7 +158,7 @@ class TrainingConfig(Section):
     batch_size: Annotated[int, Field(gt=0, le=65536)] = 4
     gradient_accumulation_steps: Annotated[int, Field(gt=0, le=65536)] = 1
     max_length: Annotated[int, Field(gt=0, le=1_048_576)] = (
-        512  # prompt + target tokens; longer examples are cut from the left
+        512  # prompt + target tokens; longer examples are cut at the end (README)
     )
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
     warmup_steps: Annotated[int, Field(ge=0)] = 0

@@ -171,6 +171,15 @@ class LeanDecoder:
     right-aligned (so shorter ones start with masked padding), then the generated tokens, one
     column per step for every row. Position ids count real tokens only, so every token sits at
     the position it has when its prompt is read alone.
+
+    Args:
+        model: A model :meth:`unsupported` accepts, in eval mode.
+        prompts: Every prompt of the evaluation; their common prefix is read once, here.
+        max_new_tokens: The cap on new tokens per prompt.
+        stops: Token ids that end a sequence (not included in its output).
+        prefill_tokens: The most prompt tokens, padding included, read in one forward pass:
+            enough to keep a GPU busy, few enough that a batch's short prompts are not all
+            padded to its longest one.
     """
 
     def __init__(
@@ -181,12 +190,12 @@ class LeanDecoder:
         stops: Sequence[int],
         prefill_tokens: int = 4096,
     ):
-        self.model = model
         self.decoder = model.get_decoder()
         self.max_new_tokens = max_new_tokens
         self.stops = frozenset(stops)
         self.prefill_tokens = prefill_tokens
-        self.device = self.decoder.embed_tokens.weight.device
+        self.embed, self.head = model.get_input_embeddings(), model.get_output_embeddings()
+        self.device = self.embed.weight.device
         layer_params = inspect.signature(self.decoder.layers[0].forward).parameters
         self.cache_arg = "cache" if "cache" in layer_params else "past_key_values"
         # Every prompt keeps at least one token of its own: its logits give the first new token.
@@ -213,7 +222,7 @@ class LeanDecoder:
         self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, kv
     ) -> torch.Tensor:
         """The decoder's layers over ``ids``; returns the next-token logits of the last column."""
-        hidden = self.decoder.embed_tokens(ids)
+        hidden = self.embed(ids)
         rotary = self.decoder.rotary_emb(hidden, position_ids=positions)
         for layer in self.decoder.layers:
             hidden = layer(
@@ -223,8 +232,9 @@ class LeanDecoder:
                 position_embeddings=rotary,
                 **{self.cache_arg: kv},
             )
-        return self.model.lm_head(self.decoder.norm(hidden[:, -1]))
+        return self.head(self.decoder.norm(hidden[:, -1]))
 
+    @torch.inference_mode()
     def _read_prefix(self) -> KVBuffer:
         n = len(self.prefix)
         kv = KVBuffer(1, n)
@@ -280,6 +290,7 @@ class LeanDecoder:
         kv.copy_columns(chunk, slice(p, p + w), slice(p + width - w, p + width), rows)
         return tokens
 
+    @torch.inference_mode()
     def __call__(self, prompts: Sequence[list[int]]) -> list[list[int]]:
         device, p = self.device, len(self.prefix)
         rests = [prompt[p:] for prompt in prompts]

@@ -61,7 +61,8 @@ from transformers import (  # noqa: E402
 from lorasweep.config.load import read_yaml, validate_sweep  # noqa: E402
 from lorasweep.config.plan import Plan, RunSpec, build_plan  # noqa: E402
 from lorasweep.evaluation.generate import generate, stop_token_ids  # noqa: E402
-from lorasweep.executors.local import prepare, run_sweep  # noqa: E402
+from lorasweep.executors.driver import run_sweep  # noqa: E402
+from lorasweep.executors.local import prepare  # noqa: E402
 from lorasweep.report.markdown import write_report  # noqa: E402
 from lorasweep.store.store import RunStore  # noqa: E402
 from lorasweep.training.loop import fit  # noqa: E402

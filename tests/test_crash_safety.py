@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lorasweep.cli.main import main
-from lorasweep.executors.local import lock
+from lorasweep.executors.driver import lock
 from tests.conftest import sweep_dict, write_yaml
 
 
@@ -40,14 +40,13 @@ def snapshot(out: Path) -> dict:
     for result_path in sorted(out.glob("runs/*/result.json")):
         folder = result_path.parent
         result = json.loads(result_path.read_text())
+        log = out / "adapters" / str(result["adapter_id"]) / "train_log.jsonl"
         state[folder.name] = {
             "status": result["status"],
             "metrics": result["metrics"],
             "predictions": (folder / "predictions.jsonl").read_text(),
-            "losses": [
-                json.loads(x)["loss"] for x in (folder / "train_log.jsonl").read_text().splitlines()
-            ]
-            if (folder / "train_log.jsonl").exists()
+            "losses": [json.loads(x)["loss"] for x in log.read_text().splitlines()]
+            if log.exists()
             else None,
         }
     return state
@@ -67,12 +66,14 @@ def test_sigkill_then_resume_gives_the_uninterrupted_numbers(reference, tmp_path
     out = tmp_path / "out"
     assert run_cli(config, out, kill_at=point) == -signal.SIGKILL
     if point == "checkpoint-saved":
-        assert list(out.glob("runs/run-*/checkpoint.pt")), "killed right after a checkpoint"
+        assert list(out.glob("adapters/*/checkpoint.pt")), "killed right after a checkpoint"
     done_before = {p.parent.name for p in out.glob("runs/*/result.json")}
     assert run_cli(config, out) == 0
     assert snapshot(out) == expected  # bit-identical on the CPU, losses included
-    assert not list(out.glob("runs/*/.*")), "no temporary file survives the resume"
-    assert not list(out.glob("runs/*/checkpoint.pt")), "finished runs drop their checkpoint"
+    assert not list(out.glob("*/*/.*")), "no temporary file survives the resume"
+    assert not list(out.glob("adapters/*/checkpoint.pt")), "finished runs drop their checkpoint"
+    for path in out.glob("runs/run-*/result.json"):  # every training segment is counted
+        assert json.loads(path.read_text())["timings"]["train_s"] > 0
     for run_id in done_before:  # finished work is never redone
         assert json.loads((out / "runs" / run_id / "result.json").read_text())["status"] == "done"
 
@@ -106,7 +107,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(
 
 def test_a_second_process_on_the_same_folder_is_refused(tmp_path):
     """Two processes, as two `lorasweep run` commands would be; the lock dies with its holder."""
-    code = "import sys, pathlib; from lorasweep.executors.local import lock; lock(pathlib.Path(sys.argv[1])).__enter__()"
+    code = "import sys, pathlib; from lorasweep.executors.driver import lock; lock(pathlib.Path(sys.argv[1])).__enter__()"
     with lock(tmp_path):
         child = subprocess.run(
             [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True
@@ -140,7 +141,7 @@ def test_editing_the_config_keeps_unchanged_runs(micro_model, dialogue_dir, tmp_
 
 def test_wait_queues_behind_the_holder(tmp_path):
     code = (
-        "import sys, time, pathlib; from lorasweep.executors.local import lock\n"
+        "import sys, time, pathlib; from lorasweep.executors.driver import lock\n"
         "with lock(pathlib.Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(2)\n"
     )
     holder = subprocess.Popen(

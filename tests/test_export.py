@@ -13,8 +13,10 @@ from lorasweep.export import export_runs, run_table
 from lorasweep.store.store import RunStore, write_json
 
 PLAN = {
+    "format": 2,
     "name": "tiny",
     "baseline": "run-aaa",
+    "baseline_run_ids": ["run-aaa"],
     "base_eval": "base-zzz",
     "runs": [
         {"run_id": "run-aaa", "labels": ["baseline", "rank=8", "lr=2e-4"]},
@@ -26,16 +28,16 @@ PLAN = {
             "name": "rank",
             "factor": "lora.r",
             "rows": [
-                {"label": "8", "run_id": "run-aaa", "is_baseline": True},
-                {"label": "16", "run_id": "run-bbb", "is_baseline": False},
+                {"label": "8", "run_ids": ["run-aaa"], "is_baseline": True},
+                {"label": "16", "run_ids": ["run-bbb"], "is_baseline": False},
             ],
         },
         {
             "name": "lr",
             "factor": "training.learning_rate",
             "rows": [
-                {"label": "2e-4", "run_id": "run-aaa", "is_baseline": True},
-                {"label": "2e-5", "run_id": "run-ccc", "is_baseline": False},
+                {"label": "2e-4", "run_ids": ["run-aaa"], "is_baseline": True},
+                {"label": "2e-5", "run_ids": ["run-ccc"], "is_baseline": False},
             ],
         },
     ],

@@ -111,11 +111,14 @@ def make_store(root: Path, reported: list | None = None) -> RunStore:
     write_run(root, "base-0", ["zero-shot"], predictions(BASE - 20, tokens=16), kind="base")
 
     def row(label: str, run_id: str) -> dict:
-        return {"label": label, "run_id": run_id, "is_baseline": run_id == "run-base"}
+        return {"label": label, "run_id": run_id, "run_ids": [run_id],
+                "is_baseline": run_id == "run-base"}  # fmt: skip
 
     plan = {
+        "format": 2,
         "name": "fake",
         "baseline": "run-base",
+        "baseline_run_ids": ["run-base"],
         "base_eval": "base-0",
         "runs": [{"run_id": r, "labels": v[0]} for r, v in runs.items()],
         "experiments": [
@@ -344,7 +347,10 @@ def test_confirmation_and_test_split_sections_when_planned(tmp_path):
     for run_id, shift in (("test-base", 0.0), ("test-combo", 5.0), ("test-best", 5.0)):
         write_run(tmp_path, run_id, ["test"], predictions(BASE + shift + WIGGLE))
     plan["confirmation"] = {"run_ids": ["run-combo"], "label": "r=16"}
-    plan["test"] = {"baseline": "test-base", "confirmation": "test-combo", "best": "test-best"}
+    plan["tests"] = [
+        {"run_id": f"test-{key}", "role": role, "adapter_of": f"run-{key}"}
+        for key, role in (("base", "baseline"), ("combo", "confirmation"), ("best", "best"))
+    ]
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     text = write_report(store).read_text()
     confirmation = section(text, "## Confirmation run")

@@ -62,8 +62,8 @@ def test_confirmation_combines_the_recommended_values(sweep):
 
 def test_test_split_reevaluates_baseline_confirmation_and_best(sweep):
     out, plan = sweep
-    assert set(plan["test"]) == {"baseline", "confirmation", "best"}
-    for run_id in plan["test"].values():
+    assert {t["role"] for t in plan["tests"]} == {"baseline", "confirmation", "best"}
+    for run_id in (t["run_id"] for t in plan["tests"]):
         record = result(out, run_id)
         assert record["kind"] == "test" and record["status"] == "done"
         rows = [
@@ -78,7 +78,7 @@ def test_test_split_reevaluates_baseline_confirmation_and_best(sweep):
             .splitlines()
         }
         assert not {r["id"] for r in rows} & validation_ids  # held-out examples
-    tested = {t["adapter_of"] for t in plan["test_runs"]}
+    tested = {t["adapter_of"] for t in plan["tests"]}
     assert plan["baseline"] in tested
 
 

@@ -37,10 +37,17 @@ def test_store_holds_every_artifact(finished_sweep):
         assert result["status"] == "done"
         assert result["environment"]["packages"]["peft"]
         assert result["config"]["lora"]["alpha"] == 2 * result["config"]["lora"]["r"]
-        steps = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+        assert result["adapter_id"] == run["adapter_id"]
+        adapter = out / "adapters" / run["adapter_id"]
+        steps = [
+            json.loads(line) for line in (adapter / "train_log.jsonl").read_text().splitlines()
+        ]
         assert [s["step"] for s in steps] == list(range(1, 7))
-        assert (folder / "adapter" / "adapter_config.json").is_file()
-        assert (folder / "config.yaml").is_file()
+        assert (adapter / "adapter" / "adapter_config.json").is_file()
+        assert load(adapter / "adapter.json")["train_steps"] == 6
+        assert result["timings"]["train_s"] == load(adapter / "adapter.json")["timings"]["train_s"]
+        assert (folder / "config.yaml").is_file() and (adapter / "config.yaml").is_file()
+        assert not (adapter / "checkpoint.pt").exists()
         predictions = [
             json.loads(x) for x in (folder / "predictions.jsonl").read_text().splitlines()
         ]
@@ -65,7 +72,8 @@ def test_adapter_loads_with_peft(finished_sweep, micro_model):
     _, out = finished_sweep
     plan = load(out / "plan.json")
     base = AutoModelForCausalLM.from_pretrained(micro_model)
-    model = PeftModel.from_pretrained(base, out / "runs" / plan["baseline"] / "adapter")
+    adapter = out / "adapters" / plan["runs"][0]["adapter_id"] / "adapter"
+    model = PeftModel.from_pretrained(base, adapter)
     lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
     assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # trained: B starts at zero
 
@@ -79,7 +87,7 @@ def test_report_tables_match_the_store(finished_sweep):
         assert f"## Experiment: {experiment['name']}" in report
         assert (out / "report" / f"{experiment['name']}.png").is_file()
         for row in experiment["rows"]:
-            metrics = load(out / "runs" / row["run_id"] / "result.json")["metrics"]
+            metrics = load(out / "runs" / row["run_ids"][0] / "result.json")["metrics"]
             label = f"{row['label']} (baseline)" if row["is_baseline"] else row["label"]
             section = report.split(f"## Experiment: {experiment['name']} ")[1]
             line = next(x for x in section.splitlines() if x.startswith(f"| {label} |"))
@@ -138,3 +146,49 @@ def test_rerunning_a_run_gives_the_same_metrics(
     first = load(out / "runs" / plan["baseline"] / "result.json")["metrics"]
     second = load(again / "runs" / plan["baseline"] / "result.json")["metrics"]
     assert first == second
+
+
+def test_new_generation_settings_reevaluate_without_retraining(finished_sweep, tmp_path, capsys):
+    """Only the generation settings change: every stored adapter is evaluated again, none is
+    trained again, and the old evaluations stay in the store untouched."""
+    config, out = finished_sweep
+    raw = __import__("yaml").safe_load(config.read_text())
+    raw["generation"] = {"max_new_tokens": 6, "batch_size": 2}
+    changed = write_yaml(tmp_path / "changed.yaml", raw)
+    adapters = {p: p.stat().st_mtime_ns for p in out.glob("adapters/*/**/*") if p.is_file()}
+    before = load(out / "plan.json")
+    assert main(["run", str(changed), "--out", str(out)]) == 0
+    after = load(out / "plan.json")
+    assert {r["adapter_id"] for r in after["runs"]} == {r["adapter_id"] for r in before["runs"]}
+    assert not {r["run_id"] for r in after["runs"]} & {r["run_id"] for r in before["runs"]}
+    assert {p: p.stat().st_mtime_ns for p in out.glob("adapters/*/**/*") if p.is_file()} == adapters
+    for run in after["runs"]:
+        result = load(out / "runs" / run["run_id"] / "result.json")
+        assert result["status"] == "done" and result["generation"]["max_new_tokens"] == 6
+        rows = [
+            json.loads(x)
+            for x in (out / "runs" / run["run_id"] / "predictions.jsonl").read_text().splitlines()
+        ]
+        assert max(r["generated_tokens"] for r in rows) <= 6
+    # The previous evaluations are still there, as they were.
+    for run in before["runs"]:
+        assert load(out / "runs" / run["run_id"] / "result.json")["status"] == "done"
+    # Back to the original settings: everything is found done again.
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    assert "0 run(s) done, 5 skipped" in capsys.readouterr().out
+
+
+def test_a_store_of_the_previous_format_is_refused_in_one_line(finished_sweep, tmp_path, capsys):
+    config, _ = finished_sweep
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "plan.json").write_text(json.dumps({"name": "micro", "runs": [], "base_eval": "base-x"}))
+    for command in (
+        ["run", str(config), "--out", str(old)],
+        ["report", str(old)],
+        ["status", str(old)],
+    ):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "store format 1" in err[0] and "new --out folder" in err[0]
+    assert sorted(p.name for p in old.iterdir()) == ["plan.json"]

@@ -18,7 +18,8 @@ import pytest
 from lorasweep.cli.main import main
 from lorasweep.config.schema import MlflowConfig, TrackingConfig, WandbConfig
 from lorasweep.errors import UserError
-from lorasweep.store.store import read_jsonl, write_json, write_jsonl
+from lorasweep.store.records import PlanRecord, RunResult
+from lorasweep.store.store import RunStore, read_jsonl, write_jsonl
 from lorasweep.tracking.base import TrackerGroup
 from lorasweep.tracking.factory import build_trackers
 from tests.conftest import sweep_dict, write_yaml
@@ -151,7 +152,7 @@ def test_wandb_offline_run_per_run_plus_summary(tracked_sweep, wandb_runs):
             assert set(run.tags) >= {"baseline", "lora.r", "training.learning_rate"}
         else:
             experiment = next(
-                e for e in plan["experiments"] for r in e["rows"] if r["run_id"] == run_id
+                e for e in plan["experiments"] for r in e["rows"] if run_id in r["run_ids"]
             )
             assert (run.job_type, list(run.tags)) == (experiment["name"], [experiment["factor"]])
     assert wandb_runs["summary"]["run"].job_type == "summary"
@@ -163,7 +164,7 @@ def test_wandb_logs_config_steps_metrics_and_efficiency(tracked_sweep, wandb_run
         result, logged = results[run["run_id"]], wandb_runs[run["run_id"]]
         assert logged["config"]["lora"] == result["config"]["lora"]
         assert logged["config"]["training"] == result["config"]["training"]
-        steps = read_jsonl(out / "runs" / run["run_id"] / "train_log.jsonl")
+        steps = read_jsonl(out / "adapters" / run["adapter_id"] / "train_log.jsonl")
         history = [h for h in logged["history"] if "train/loss" in h]
         assert [h["_step"] for h in history] == [s["step"] for s in steps] == list(range(1, 7))
         assert [h["train/loss"] for h in history] == pytest.approx([s["loss"] for s in steps])
@@ -309,16 +310,21 @@ def test_rerun_of_a_finished_sweep_adds_no_tracker_runs(tracked_sweep, mlflow_ru
 def failed_run(tmp_path):
     """A sweep folder whose only run failed after 3 steps; the hooks' arguments for it."""
     root = tmp_path / "sweep"
-    plan = {"name": "hooks", "baseline": "run-f", "base_eval": "base-b", "experiments": [],
-            "runs": [{"run_id": "run-f", "labels": ["baseline"]}]}  # fmt: skip
+    plan = PlanRecord.from_json({
+        "format": 2, "name": "hooks", "baseline_run_ids": ["run-f"], "base_eval": "base-b",
+        "experiments": [], "runs": [{"run_id": "run-f", "labels": ["baseline"],
+                                     "adapter_id": "adapter-f"}]})  # fmt: skip
     info = {"kind": "lora", "labels": ["baseline"], "experiments": {}, "factors": [],
             "config": {"lora": {"r": 4}, "training": {"learning_rate": 0.01}}}  # fmt: skip
     steps = [{"step": n, "loss": 3.0 - n, "learning_rate": 0.01, "tokens": 10} for n in (1, 2, 3)]
-    result = {"run_id": "run-f", "kind": "lora", "status": "failed", "labels": ["baseline"],
-              "error": "RuntimeError: boom", "config": info["config"]}  # fmt: skip
-    write_jsonl(root / "runs" / "run-f" / "train_log.jsonl", steps)
-    write_json(root / "runs" / "run-f" / "result.json", result)
-    write_json(root / "plan.json", plan)
+    result = RunResult.from_json(
+        {"run_id": "run-f", "kind": "lora", "status": "failed", "labels": ["baseline"],
+         "adapter_id": "adapter-f", "error": "RuntimeError: boom", "config": info["config"]}
+    )  # fmt: skip
+    store = RunStore(root)
+    write_jsonl(store.adapter_dir("adapter-f") / "train_log.jsonl", steps)
+    store.write_result(result)
+    store.write_plan(plan)
     return root, plan, info, steps, result
 
 
@@ -328,8 +334,8 @@ def drive(tracker, failed_run) -> None:
     tracker.start_sweep({"name": "hooks"}, plan, root)
     tracker.start_run("run-f", info)
     for step in steps[:2]:
-        tracker.log_step(step)
-    tracker.end_run(result, root / "runs" / "run-f")
+        tracker.log_step("run-f", step)
+    tracker.end_run("run-f", result, RunStore(root))
     tracker.end_sweep(None)
 
 

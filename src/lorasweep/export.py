@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from lorasweep.errors import UserError
 from lorasweep.metrics.rouge import ROUGE_KEYS
+from lorasweep.store.records import Status, UnitKind
 from lorasweep.store.store import RunStore, write_text
 
 Format = Literal["csv", "json"]
@@ -40,34 +41,33 @@ def run_table(store: RunStore) -> list[dict[str, Any]]:
     """
     plan = store.plan()
     experiments: dict[str, list[str]] = {}
-    for experiment in plan["experiments"]:
-        for row in experiment["rows"]:
-            experiments.setdefault(row["run_id"], []).append(experiment["name"])
-    units = [(plan["base_eval"], "base", ["zero-shot"])] + [
-        (run["run_id"], "lora", run["labels"]) for run in plan["runs"]
-    ]
+    for experiment in plan.experiments:
+        for row in experiment.rows:
+            experiments.setdefault(row.run_id, []).append(experiment.name)
     rows = []
-    for run_id, kind, labels in units:
-        result = store.result(run_id) or {}
-        config = result.get("config") or {}
+    for unit in plan.units():
+        if unit.kind is UnitKind.TEST:
+            continue
+        result = store.result(unit.run_id)
+        config = result.config if result else {}
         row: dict[str, Any] = {
-            "run_id": run_id,
-            "kind": kind,
-            "status": result.get("status", "planned"),
-            "labels": list(labels),
-            "experiments": experiments.get(run_id, []),
-            "is_baseline": run_id == plan["baseline"],
+            "run_id": unit.run_id,
+            "kind": unit.kind.value,
+            "status": (result.status if result else Status.PLANNED).value,
+            "labels": list(unit.labels),
+            "experiments": experiments.get(unit.run_id, []),
+            "is_baseline": unit.run_id == plan.baseline,
         }
         for column, (section, key) in SETTINGS.items():
             row[column] = (config.get(section) or {}).get(key)
-        metrics = result.get("metrics") or {}
+        metrics = result.metrics if result else {}
         ordered = [k for k in ROUGE_KEYS if k in metrics] + [
             k for k in metrics if k not in ROUGE_KEYS
         ]
         row.update({key: metrics[key] for key in ordered})
-        row.update(result.get("timings") or {})
-        row.update(result.get("efficiency") or {})
-        row["error"] = result.get("error")
+        row.update(result.timings if result else {})
+        row.update(result.efficiency if result else {})
+        row["error"] = result.error if result else None
         rows.append(row)
     return rows
 

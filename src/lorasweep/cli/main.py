@@ -54,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--wait", action="store_true", help="queue behind another run on the same folder"
     )
+    run.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        help="where runs execute (default: the config's execution.executor, else local)",
+    )
+    run.add_argument(
+        "--ray-address",
+        help="with --executor ray: the cluster to join (auto, host:port, ray://...)",
+    )
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="rebuild the report from a sweep folder")
@@ -77,6 +86,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from lorasweep.config.load import load_sweep
 
     sweep = load_sweep(args.config)
+    execution = {}
+    if args.executor:
+        execution["executor"] = args.executor
+    if args.ray_address:
+        execution["ray_address"] = args.ray_address
+    if execution:  # the command line wins over the config; neither is part of a run's hash
+        sweep = sweep.model_copy(update={"execution": sweep.execution.model_copy(update=execution)})
     out = args.out or Path("runs") / sweep.name
     return _run_sweep(
         sweep, out, console, dry_run=args.dry_run, retry_failed=args.retry_failed, wait=args.wait
@@ -86,8 +102,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 def _run_sweep(
     sweep, out: Path, console: Console, dry_run: bool, retry_failed: bool, wait: bool = False
 ) -> int:
-    from lorasweep.config.plan import build_plan
-    from lorasweep.executors.local import run_sweep, target_fields
+    from lorasweep.config.plan import build_plan, target_fields
+    from lorasweep.executors.base import build_executor
+    from lorasweep.executors.driver import run_sweep
     from lorasweep.report.markdown import write_report
     from lorasweep.store.store import RunStore
     from lorasweep.tracking.factory import build_trackers
@@ -108,8 +125,13 @@ def _run_sweep(
         console.print("Dry run: nothing was trained or written.")
         return 0
     store = RunStore(out)
+    if store.is_sweep:
+        store.plan()  # a folder of an older store format is refused before anything loads
+    executor = build_executor(sweep.execution.executor, sweep.execution)
     tracker = build_trackers(sweep.tracking, out)
-    outcome = run_sweep(plan, store, console, retry_failed=retry_failed, tracker=tracker, wait=wait)
+    outcome = run_sweep(
+        plan, store, console, executor, retry_failed=retry_failed, tracker=tracker, wait=wait
+    )
     report = write_report(store)
     tracker.end_sweep(report.parent)
     console.print(
@@ -176,26 +198,17 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 
 def _status(args: argparse.Namespace, console: Console) -> int:
     store = _existing_store(args.sweep_dir)
-    plan = store.plan()
-    units = [(plan["base_eval"], "zero-shot")] + [
-        (r["run_id"], ", ".join(r["labels"])) for r in plan["runs"]
-    ]
-    roles = {run_id: role for role, run_id in (plan.get("test") or {}).items()}
-    units += [
-        (t["run_id"], f"test split: {roles.get(t['run_id'], '?')} ({t['adapter_of']})")
-        for t in plan.get("test_runs", [])
-    ]
     counts: dict[str, int] = {}
-    for run_id, labels in units:
-        result = store.result(run_id)
-        status = result["status"] if result else "planned"
+    for unit in store.plan().units():  # each unit once, whichever rows it serves
+        result = store.result(unit.run_id)
+        status = result.status.value if result else "planned"
         counts[status] = counts.get(status, 0) + 1
         detail = ""
-        if result and status == "done":
-            detail = f"ROUGE-L {result['metrics']['rougeL']:.2f}"
+        if result and result.done:
+            detail = f"ROUGE-L {result.metrics.get('rougeL', float('nan')):.2f}"
         elif result:
-            detail = result.get("error", "")
-        console.print(f"{run_id}  {status:<8} {labels}  {detail}")
+            detail = result.error or ""
+        console.print(f"{unit.run_id}  {status:<9} {unit.label}  {detail}")
     console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     return 0
 
@@ -212,9 +225,11 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
 def _existing_store(path: Path):
     from lorasweep.store.store import RunStore
 
-    if not (path / "plan.json").is_file():
+    store = RunStore(path)
+    if not store.is_sweep:
         raise UserError(f"sweep_dir: {path} is not a sweep folder (no plan.json)")
-    return RunStore(path)
+    store.plan()  # a damaged or older plan.json: one line saying what to do
+    return store
 
 
 def _quiet_libraries() -> None:

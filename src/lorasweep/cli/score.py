@@ -145,7 +145,7 @@ def _sweep_stemming(store: RunStore) -> bool:
 def _sweep_examples(store: RunStore) -> list[dict]:
     """The sweep's evaluation examples, from the baseline's predictions (or any run's)."""
     plan = store.plan()
-    for run_id in [plan["baseline"], *(r["run_id"] for r in plan["runs"]), plan["base_eval"]]:
+    for run_id in [plan.baseline, *(r.run_id for r in plan.runs), plan.base_eval]:
         rows = store.predictions(run_id)
         if rows:
             return rows

@@ -1,7 +1,10 @@
-"""Expand a sweep into its unique runs: a configuration shared by experiments is trained once.
+"""Expand a sweep into its units of work: a configuration shared by experiments runs once.
 
-Every run is keyed by a hash of its fully resolved configuration, so the same settings always map
-to the same folder in the run store, whichever experiment asked for them.
+A run's identity is split in two. Its adapter is keyed by a hash of what shapes training
+(model, data, prompt, LoRA and training settings, seed); the run by a hash of all that plus
+the evaluation and generation settings. The same settings always map to the same folders in the
+run store, whichever experiment asked for them, and a change of generation settings only
+re-evaluates the stored adapters.
 """
 
 from __future__ import annotations
@@ -13,8 +16,19 @@ from typing import Any
 
 from lorasweep.config.load import apply_factor
 from lorasweep.config.schema import BaselineConfig, SweepConfig
+from lorasweep.store.records import (
+    PlannedConfirmation,
+    PlannedExperiment,
+    PlannedRow,
+    PlannedUnit,
+    PlanRecord,
+    UnitKind,
+)
 
-FORMAT_VERSION = 1  # bump when the meaning of a resolved config changes
+# The resolved config's sections that shape an adapter; the rest only shape its evaluation.
+ADAPTER_SECTIONS = ("format", "model", "data", "prompt", "lora", "training")
+
+FORMAT_VERSION = 2  # bump when the meaning of a resolved config changes; 2: adapter ids
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,15 @@ class RunSpec:
     settings: BaselineConfig
     resolved: dict[str, Any]
     labels: tuple[str, ...]  # "baseline", "rank=16", ...: every experiment row it serves
+
+    @property
+    def adapter_id(self) -> str:
+        return adapter_id(self.resolved)
+
+    @property
+    def adapter_resolved(self) -> dict[str, Any]:
+        """What shapes the adapter: the resolved config without evaluation and generation."""
+        return {k: v for k, v in self.resolved.items() if k in ADAPTER_SECTIONS}
 
 
 @dataclass(frozen=True)
@@ -63,6 +86,42 @@ class TestSpec:
     role: str  # baseline, confirmation or best
     resolved: dict[str, Any]
 
+    @property
+    def adapter_id(self) -> str:
+        return adapter_id(self.resolved)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work for an executor: what to compute and the spec that says how."""
+
+    kind: UnitKind
+    spec: RunSpec | EvalSpec | TestSpec
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+    @property
+    def adapter_id(self) -> str | None:
+        return None if self.kind is UnitKind.ZERO_SHOT else self.spec.adapter_id
+
+    @property
+    def label(self) -> str:
+        if self.kind is UnitKind.ZERO_SHOT:
+            return "zero-shot"
+        if self.kind is UnitKind.TEST:
+            return f"test split: {self.spec.role} ({self.spec.adapter_of})"
+        return self.spec.labels[0]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        if self.kind is UnitKind.TRAIN:
+            return self.spec.labels
+        if self.kind is UnitKind.TEST:
+            return (f"test split: {self.spec.role}", self.spec.adapter_of)
+        return ("zero-shot",)
+
 
 @dataclass
 class Plan:
@@ -87,6 +146,57 @@ class Plan:
 
     def run(self, run_id: str) -> RunSpec:
         return next(r for r in self.runs if r.run_id == run_id)
+
+    def unit(self, run_id: str) -> Unit:
+        """The unit of work with this id: the zero-shot evaluation, a run or a test evaluation."""
+        if run_id == self.base_eval.run_id:
+            return Unit(UnitKind.ZERO_SHOT, self.base_eval)
+        test = next((t for t in self.tests if t.run_id == run_id), None)
+        if test is not None:
+            return Unit(UnitKind.TEST, test)
+        return Unit(UnitKind.TRAIN, self.run(run_id))
+
+    def units(self) -> list[Unit]:
+        """Every unit once: the zero-shot evaluation, the training runs, the test evaluations."""
+        return [self.unit(self.base_eval.run_id), *(Unit(UnitKind.TRAIN, r) for r in self.runs),
+                *(Unit(UnitKind.TEST, t) for t in self.tests)]  # fmt: skip
+
+    def record(self) -> PlanRecord:
+        """The plan as the store keeps it (``plan.json``)."""
+        return PlanRecord(
+            name=self.sweep.name,
+            baseline_run_ids=self.baseline_ids,
+            base_eval=self.base_eval.run_id,
+            seeds=tuple(self.seeds),
+            runs=tuple(
+                PlannedUnit(r.run_id, UnitKind.TRAIN, r.labels, adapter_id=r.adapter_id)
+                for r in self.runs
+            ),
+            experiments=tuple(
+                PlannedExperiment(
+                    e.name,
+                    e.factor,
+                    tuple(PlannedRow(r.label, r.run_ids, r.is_baseline) for r in e.rows),
+                )
+                for e in self.experiments
+            ),
+            confirmation=(
+                PlannedConfirmation(tuple(self.confirmation["run_ids"]), self.confirmation["label"])
+                if self.confirmation
+                else None
+            ),
+            tests=tuple(
+                PlannedUnit(
+                    t.run_id,
+                    UnitKind.TEST,
+                    (),
+                    adapter_id=t.adapter_id,
+                    role=t.role,
+                    adapter_of=t.adapter_of,
+                )
+                for t in self.tests
+            ),  # fmt: skip
+        )
 
     def add_runs(self, settings: BaselineConfig, label: str) -> tuple[str, ...]:
         """Runs of ``settings``, one per seed; returns their ids. Known runs gain the label."""
@@ -135,6 +245,16 @@ def build_plan(sweep: SweepConfig) -> Plan:
     return plan
 
 
+def target_fields(plan: Plan) -> list[tuple[str, list[str] | str]]:
+    """(config field, target modules) for the baseline and every experiment value."""
+    fields = [("baseline.lora.target_modules", plan.run(plan.baseline_id).settings.lora.modules)]
+    for i, experiment in enumerate(plan.experiments):
+        for j, row in enumerate(experiment.rows):
+            modules = plan.run(row.run_id).settings.lora.modules
+            fields.append((f"experiments[{i}].values[{j}]", modules))
+    return fields
+
+
 def combine(plan: Plan, choices: dict[str, str]) -> BaselineConfig:
     """The baseline with each experiment's chosen value (by label) applied together."""
     raw = plan.sweep.baseline.model_dump()
@@ -175,6 +295,11 @@ def resolve_eval(sweep: SweepConfig) -> dict[str, Any]:
         "evaluation": sweep.evaluation.model_dump(),
         "generation": sweep.generation.model_dump(),
     }
+
+
+def adapter_id(resolved: dict[str, Any]) -> str:
+    """The id of the adapter a resolved run config trains: a hash of its training sections."""
+    return "adapter-" + config_hash({k: v for k, v in resolved.items() if k in ADAPTER_SECTIONS})
 
 
 def config_hash(resolved: dict[str, Any]) -> str:

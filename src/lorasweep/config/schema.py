@@ -228,8 +228,20 @@ class ExperimentConfig(Section):
 
 
 class ExecutionConfig(Section):
-    """How runs are executed; none of it changes a run's numbers, so none of it is in its hash."""
+    """How runs are executed; none of it changes a run's numbers, so none of it is in its hash.
 
+    ``executor: local`` runs every unit in this process, one after another. ``executor: ray``
+    runs each unit as a Ray task with ``gpus_per_run`` GPUs and ``cpus_per_run`` CPUs, as many
+    at once as the cluster holds; the run store on the driver stays the only state.
+    """
+
+    executor: Literal["local", "ray"] = "local"
+    # null: start a Ray instance on this machine; "auto": join the cluster this machine is part
+    # of (`ray start`); "ray://host:10001" or "host:6379": join that cluster.
+    ray_address: str | None = None
+    gpus_per_run: Annotated[float, Field(ge=0, le=64)] = 1  # 0: CPU-only tasks
+    cpus_per_run: Annotated[float, Field(gt=0, le=1024)] = 1  # also the task's torch threads
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 2  # worker deaths only, not exceptions
     checkpoint_every: Annotated[int, Field(ge=0)] = 50  # optimizer steps; 0: no checkpoints
 
 

@@ -389,10 +389,9 @@ def _runs(tables: SweepTables) -> list[str]:
         "|---|---|---|" + "---:|" * 7,
     ]
     for run_id, result in tables.results.items():
-        timings = result.get("timings", {})
-        efficiency = result.get("efficiency", {})
+        timings, efficiency = result.timings, result.efficiency
         lines.append(
-            f"| `{run_id}` | {', '.join(result['labels'])} | {result['status']} | "
+            f"| `{run_id}` | {', '.join(result.labels)} | {result.status} | "
             f"{_number(timings.get('train_s'))} | {_number(timings.get('eval_s'))} | "
             f"{_params(efficiency.get('trainable_params'))} | "
             f"{_bytes(efficiency.get('adapter_bytes'))} | "
@@ -400,9 +399,9 @@ def _runs(tables: SweepTables) -> list[str]:
             f"{_number(efficiency.get('eval_tokens_per_s'), ',.0f')} | "
             f"{_bytes(efficiency.get('peak_memory_bytes'))} |"
         )
-    failed = [r for r in tables.results.values() if r["status"] != "done"]
-    for result in failed:
-        lines += ["", f"`{result['run_id']}` failed: {result.get('error', 'unknown error')}"]
+    for result in tables.results.values():
+        if not result.done:
+            lines += ["", f"`{result.run_id}` {result.status}: {result.error or 'unknown error'}"]
     return lines + [""]
 
 

@@ -23,7 +23,8 @@ from lorasweep.report.recommend import Candidate, Overall, Recommendation, recom
 from lorasweep.stats.bootstrap import Delta, Interval
 from lorasweep.stats.pairing import pair_examples
 from lorasweep.stats.scores import ExampleScores
-from lorasweep.store.store import DONE, RunStore
+from lorasweep.store.records import PlanRecord, RunResult, Status, UnitKind
+from lorasweep.store.store import RunStore
 
 PRIMARY = "rougeL"  # the metric deltas, verdicts, recommendations and charts are about
 TABLE_KEYS = ("rouge1", "rouge2", "rougeL")  # the experiment tables' score columns
@@ -141,7 +142,7 @@ class SweepTables:
     name: str
     seeds: list[Any]  # the training seeds (one entry without seeds)
     baseline: Row | None
-    base_model: dict[str, Any] | None
+    base_model: RunResult | None
     experiments: list[ExperimentTable]
     best: Row | None  # the configuration with the highest ROUGE-L, labelled ``experiment=value``
     tied_with_best: list[str]  # other configurations with exactly the same ROUGE-L
@@ -150,7 +151,7 @@ class SweepTables:
     test: list[PerspectiveRow]  # the held-out test split's re-evaluations, when planned
     perspective: list[PerspectiveRow]
     health: list[HealthRow]
-    results: dict[str, dict[str, Any]]  # run id -> result record (any status)
+    results: dict[str, RunResult]  # run id -> result record (any status)
     # ROUGE-L against each cost of COST_DIRECTIONS, over every configuration, Pareto front marked
     tradeoffs: list[Tradeoff] = field(default_factory=list)
 
@@ -160,30 +161,23 @@ def build_tables(store: RunStore) -> SweepTables:
     plan = store.plan()
     sweep = _sweep_config(store)
     results = _results(store, plan)
-    scores = ExampleScores(store, {r for r, result in results.items() if result["status"] == DONE})
+    scores = ExampleScores(store, {r for r, result in results.items() if result.done})
     reference = _baseline_ids(plan)
     baseline = _row("baseline", reference, True, results, scores, reference)
 
     experiments = []
-    for experiment in plan["experiments"]:
+    for experiment in plan.experiments:
         rows = [
-            _row(
-                row["label"],
-                tuple(row.get("run_ids") or [row["run_id"]]),
-                row["is_baseline"],
-                results,
-                scores,
-                reference,
-            )
-            for row in experiment["rows"]
+            _row(row.label, row.run_ids, row.is_baseline, results, scores, reference)
+            for row in experiment.rows
         ]
         rows = _mark_best(rows)
         experiments.append(
             ExperimentTable(
-                experiment["name"],
-                experiment["factor"],
+                experiment.name,
+                experiment.factor,
                 rows,
-                _recommend(experiment["name"], experiment["factor"], rows, scores),
+                _recommend(experiment.name, experiment.factor, rows, scores),
             )
         )
 
@@ -202,14 +196,14 @@ def build_tables(store: RunStore) -> SweepTables:
     overall = Overall(
         [t.recommendation for t in experiments],
         {t.name: r.label for t in experiments for r in t.rows if r.is_baseline},
-        has_confirmation="confirmation" in plan,
+        has_confirmation=plan.confirmation is not None,
     )
     confirmation = _confirmation(plan, results, scores, reference, best)
-    base_model = results.get(plan["base_eval"])
-    base_model = base_model if base_model and base_model["status"] == DONE else None
+    base_model = results.get(plan.base_eval)
+    base_model = base_model if base_model and base_model.done else None
     return SweepTables(
-        name=plan["name"],
-        seeds=list(plan.get("seeds") or [None]),
+        name=plan.name,
+        seeds=list(plan.seeds or [None]),
         baseline=baseline,
         base_model=base_model,
         experiments=experiments,
@@ -230,47 +224,44 @@ def _sweep_config(store: RunStore) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
 
-def _results(store: RunStore, plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    ids = [plan["base_eval"]] + [r["run_id"] for r in plan["runs"]]
-    ids += [i for e in plan["experiments"] for row in e["rows"] for i in row.get("run_ids", [])]
-    ids += (plan.get("confirmation") or {}).get("run_ids", [])
-    ids += [i for i in (plan.get("test") or {}).values() if isinstance(i, str)]
+def _results(store: RunStore, plan: PlanRecord) -> dict[str, RunResult]:
+    ids = [unit.run_id for unit in plan.units()]
+    ids += [i for e in plan.experiments for row in e.rows for i in row.run_ids]
+    ids += plan.confirmation.run_ids if plan.confirmation else ()
     return {run_id: result for run_id in dict.fromkeys(ids) if (result := store.result(run_id))}
 
 
-def _baseline_ids(plan: dict[str, Any]) -> tuple[str, ...]:
+def _baseline_ids(plan: PlanRecord) -> tuple[str, ...]:
     """The baseline's run per seed: from an experiment row that is the baseline, if any."""
-    for experiment in plan["experiments"]:
-        for row in experiment["rows"]:
-            if row["is_baseline"]:
-                return tuple(row.get("run_ids") or [row["run_id"]])
-    return tuple(plan.get("baseline_run_ids") or [plan["baseline"]])
+    for experiment in plan.experiments:
+        for row in experiment.rows:
+            if row.is_baseline:
+                return row.run_ids
+    return plan.baseline_run_ids
 
 
 def _row(
     label: str,
     run_ids: tuple[str, ...],
     is_baseline: bool,
-    results: dict[str, dict[str, Any]],
+    results: dict[str, RunResult],
     scores: ExampleScores,
     reference: tuple[str, ...],
 ) -> Row:
-    finished = [results[r] for r in run_ids if r in results and results[r]["status"] == DONE]
-    done_ids = tuple(r["run_id"] for r in finished)
+    finished = [results[r] for r in run_ids if r in results and results[r].done]
+    done_ids = tuple(r.run_id for r in finished)
     if not finished:
-        statuses = [results[r]["status"] for r in run_ids if r in results]
+        statuses = [results[r].status.value for r in run_ids if r in results]
         return Row(label, run_ids, statuses[0] if statuses else "planned", {}, {}, (), {},
                    is_baseline)  # fmt: skip
-    keys = [k for k in ROUGE_KEYS if all(k in r["metrics"] for r in finished)]
-    metrics = {k: fmean(r["metrics"][k] for r in finished) for k in keys}
-    spread = (
-        {k: stdev(r["metrics"][k] for r in finished) for k in keys} if len(finished) > 1 else {}
-    )
+    keys = [k for k in ROUGE_KEYS if all(k in r.metrics for r in finished)]
+    metrics = {k: fmean(r.metrics[k] for r in finished) for k in keys}
+    spread = {k: stdev(r.metrics[k] for r in finished) for k in keys} if len(finished) > 1 else {}
     vs_baseline = {} if is_baseline else scores.compare(reference, run_ids)
     return Row(
         label,
         run_ids,
-        DONE,
+        Status.DONE.value,
         metrics,
         spread,
         done_ids,
@@ -281,9 +272,9 @@ def _row(
     )
 
 
-def _cost(finished: list[dict[str, Any]]) -> Cost:
+def _cost(finished: list[RunResult]) -> Cost:
     def mean(section: str, key: str) -> float | None:
-        values = [r.get(section, {}).get(key) for r in finished]
+        values = [getattr(r, section).get(key) for r in finished]
         return fmean(values) if values and None not in values else None
 
     return Cost(
@@ -337,17 +328,16 @@ def _recommend(name: str, factor: str, rows: list[Row], scores: ExampleScores) -
 
 
 def _confirmation(
-    plan: dict[str, Any],
-    results: dict[str, dict[str, Any]],
+    plan: PlanRecord,
+    results: dict[str, RunResult],
     scores: ExampleScores,
     reference: tuple[str, ...],
     best: Row | None,
 ) -> Confirmation | None:
-    planned = plan.get("confirmation")
-    if not planned or not planned.get("run_ids"):
+    planned = plan.confirmation
+    if not planned or not planned.run_ids:
         return None
-    label = planned.get("label") or "confirmation"
-    row = _row(label, tuple(planned["run_ids"]), False, results, scores, reference)
+    row = _row(planned.label or "confirmation", planned.run_ids, False, results, scores, reference)
     if best is None:
         return None
     vs_best = scores.compare(best.run_ids, row.run_ids).get(PRIMARY) if row.metrics else None
@@ -355,53 +345,49 @@ def _confirmation(
 
 
 def _test_rows(
-    plan: dict[str, Any], results: dict[str, dict[str, Any]], scores: ExampleScores
+    plan: PlanRecord, results: dict[str, RunResult], scores: ExampleScores
 ) -> list[PerspectiveRow]:
-    test = plan.get("test") or {}
+    """The test split's re-evaluations, one row per role (mean over its seeds' adapters)."""
     names = {
         "baseline": "LoRA baseline",
         "confirmation": "confirmation run",
         "best": "best single-factor configuration",
     }
-    baseline = test.get("baseline")
+    roles = plan.test_roles()
+    baseline = roles.get("baseline", ())
     rows = []
-    for key, name in names.items():
-        run_id = test.get(key)
-        result = results.get(run_id) if run_id else None
-        if not result or result["status"] != DONE:
+    for role, name in names.items():
+        if role not in roles:
             continue
-        delta = None
-        if key != "baseline" and baseline in results and results[baseline]["status"] == DONE:
-            delta = scores.compare((baseline,), (run_id,)).get(PRIMARY)
-        rows.append(
-            PerspectiveRow(
-                name, "measured", result["metrics"], delta, f"`{run_id}`", key == "baseline"
+        row = _row(name, roles[role], role == "baseline", results, scores, baseline)
+        if row.metrics:
+            rows.append(
+                PerspectiveRow(name, "measured", row.metrics, row.delta, _ids(row), row.is_baseline)
             )
-        )
     return rows
 
 
 def _perspective(
     store: RunStore,
-    plan: dict[str, Any],
+    plan: PlanRecord,
     sweep: dict[str, Any],
     baseline: Row,
     best: Row | None,
     confirmation: Confirmation | None,
-    results: dict[str, dict[str, Any]],
+    results: dict[str, RunResult],
     scores: ExampleScores,
 ) -> list[PerspectiveRow]:
     reference = baseline.done_ids
     rows = []
-    base = results.get(plan["base_eval"])
-    if base and base["status"] == DONE:
+    base = results.get(plan.base_eval)
+    if base and base.done:
         rows.append(
             PerspectiveRow(
                 "base model, zero-shot (same prompt)",
                 "measured",
-                base["metrics"],
-                scores.compare(reference, (base["run_id"],)).get(PRIMARY),
-                f"`{base['run_id']}`",
+                base.metrics,
+                scores.compare(reference, (base.run_id,)).get(PRIMARY),
+                f"`{base.run_id}`",
             )
         )
     if baseline.metrics:
@@ -429,7 +415,7 @@ def _perspective(
         )
     # Every run scores the same examples; take them from the baseline, else from any run.
     source = next(iter(reference), None) or next(
-        (r for r, result in results.items() if result["status"] == DONE), None
+        (r for r, result in results.items() if result.done), None
     )
     examples = scores.rows(source) if source else []
     if examples and all("input" in row and "reference" in row for row in examples):
@@ -481,23 +467,23 @@ def _external(
 
 
 def _health(
-    store: RunStore, plan: dict[str, Any], results: dict[str, dict[str, Any]], scores: ExampleScores
+    store: RunStore, plan: PlanRecord, results: dict[str, RunResult], scores: ExampleScores
 ) -> list[HealthRow]:
     rows = []
     for run_id, result in results.items():
-        if result["status"] != DONE:
+        if not result.done:
             continue
         cap = _token_cap(result)
-        name = "zero-shot" if run_id == plan["base_eval"] else ", ".join(result["labels"])
+        name = "zero-shot" if result.kind is UnitKind.ZERO_SHOT else ", ".join(result.labels)
         rows.append(HealthRow(name, run_id, generation_health(scores.rows(run_id), cap)))
     for result, predictions in external_rows(store):
         rows.append(HealthRow(f"{result['name']} (external)", None, generation_health(predictions)))
     return rows
 
 
-def _token_cap(result: dict[str, Any]) -> int | None:
+def _token_cap(result: RunResult) -> int | None:
     """The run's max_new_tokens: the value it used (``auto`` resolved), else the config's."""
-    for record in (result.get("generation"), result.get("config", {}).get("generation")):
+    for record in (result.generation, result.config.get("generation")):
         cap = (record or {}).get("max_new_tokens")
         if isinstance(cap, int) and not isinstance(cap, bool):
             return cap
@@ -512,9 +498,9 @@ def _ids(row: Row) -> str:
     return ", ".join(f"`{r}`" for r in row.done_ids)
 
 
-def describe_run(result: dict[str, Any]) -> str:
+def describe_run(result: RunResult) -> str:
     """The settings that distinguish LoRA runs, in one line."""
-    lora, training = result["config"]["lora"], result["config"]["training"]
+    lora, training = result.config["lora"], result.config["training"]
     modules = lora["target_modules"]
     modules = modules if isinstance(modules, str) else ", ".join(modules)
     length = (

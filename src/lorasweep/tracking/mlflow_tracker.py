@@ -14,10 +14,13 @@ from typing import Any
 
 from lorasweep.config.schema import MlflowConfig
 from lorasweep.export import run_table, to_csv
-from lorasweep.store.store import FAILED, RunStore, read_jsonl
+from lorasweep.store.records import PlanRecord, RunResult, Status
+from lorasweep.store.store import RunStore
 from lorasweep.tracking.base import Tracker
 
-_RUN_FILES = ("config.yaml", "train_log.jsonl", "predictions.jsonl", "result.json")
+FAILED = Status.FAILED.value
+_RUN_FILES = ("config.yaml", "predictions.jsonl", "result.json")
+_ADAPTER_FILES = ("train_log.jsonl", "adapter.json")
 _MAX_PARAMS, _MAX_METRICS = 100, 1000  # MLflow's limits on one log_batch call
 
 
@@ -57,16 +60,16 @@ class MlflowTracker(Tracker):
         self.client: Any = None  # created in start_sweep: creating a store writes files
         self.experiment_id: str | None = None
         self.sweep: dict[str, Any] = {}
-        self.plan: dict[str, Any] = {}
+        self.plan: PlanRecord | None = None
         self._parent: str | None = None  # created with the first run executed
-        self._run: str | None = None
-        self._last_step = 0
+        self._runs: dict[str, str] = {}  # lorasweep run id -> its open MLflow run id
+        self._last_step: dict[str, int] = {}
 
     @property
     def tracking_uri(self) -> str:
         return self.config.tracking_uri or default_tracking_uri(self.root)
 
-    def start_sweep(self, sweep: dict[str, Any], plan: dict[str, Any], root: Path) -> None:
+    def start_sweep(self, sweep: dict[str, Any], plan: PlanRecord, root: Path) -> None:
         from mlflow import MlflowClient
 
         self.root, self.sweep, self.plan = Path(root), sweep, plan
@@ -93,67 +96,70 @@ class MlflowTracker(Tracker):
     def start_run(self, run_id: str, info: dict[str, Any]) -> None:
         if self.client is None:
             return
-        self._close(FAILED)  # a run left open by an earlier failure
+        self._close(run_id, FAILED)  # the same run left open by an earlier attempt
         if self._parent is None:
             self._parent = self._start_parent()
+        name = self.plan.name if self.plan else ""
         tags = {
             "mlflow.parentRunId": self._parent,
-            "lorasweep.sweep": self.plan.get("name", ""),
+            "lorasweep.sweep": name,
             "lorasweep.run_id": run_id,
             "lorasweep.kind": info["kind"],
             "lorasweep.labels": ", ".join(info["labels"]),
             "lorasweep.experiments": ", ".join(info["experiments"]),
             "lorasweep.factors": ", ".join(info["factors"]),
-            "lorasweep.baseline": str(run_id == self.plan.get("baseline")).lower(),
+            "lorasweep.baseline": str(bool(self.plan) and run_id == self.plan.baseline).lower(),
         }
         run = self.client.create_run(self.experiment_id, run_name=info["labels"][0], tags=tags)
-        self._run = run.info.run_id
-        self._last_step = 0
+        self._runs[run_id] = run.info.run_id
+        self._last_step[run_id] = 0
         from mlflow.entities import Param
 
         params = [Param(k, v) for k, v in flatten(info["config"]).items()]
         for start in range(0, len(params), _MAX_PARAMS):
-            self.client.log_batch(self._run, params=params[start : start + _MAX_PARAMS])
+            self.client.log_batch(run.info.run_id, params=params[start : start + _MAX_PARAMS])
 
-    def log_step(self, step: dict[str, Any]) -> None:
-        if self._run is not None:
-            self._log_steps([step])
+    def log_step(self, run_id: str, step: dict[str, Any]) -> None:
+        if run_id in self._runs:
+            self._log_steps(run_id, [step])
 
-    def end_run(self, result: dict[str, Any], run_dir: Path) -> None:
-        if self._run is None:
+    def end_run(self, run_id: str, result: RunResult, store: RunStore) -> None:
+        mlflow_run = self._runs.get(run_id)
+        if mlflow_run is None:
             return
-        run_dir = Path(run_dir)
         # The store is the source of truth: steps not streamed through log_step come from it.
-        self._log_steps(
-            [s for s in read_jsonl(run_dir / "train_log.jsonl") if s["step"] > self._last_step]
-        )
-        result = result or {"status": FAILED, "error": "no result.json was written"}
-        values = {f"eval/{k}": v for k, v in (result.get("metrics") or {}).items()}
-        values.update({f"timings/{k}": v for k, v in (result.get("timings") or {}).items()})
-        values.update({f"efficiency/{k}": v for k, v in (result.get("efficiency") or {}).items()})
-        self._log_metrics([(self._last_step, values)])
-        self.client.set_tag(self._run, "lorasweep.status", result["status"])
-        if result.get("error"):
-            self.client.set_tag(self._run, "lorasweep.error", str(result["error"])[:5000])
-        for name in _RUN_FILES:
-            if (run_dir / name).is_file():
-                self.client.log_artifact(self._run, str(run_dir / name))
-        if (run_dir / "adapter").is_dir():
-            self.client.log_artifacts(self._run, str(run_dir / "adapter"), "adapter")
-        predictions = read_jsonl(run_dir / "predictions.jsonl")
+        last = self._last_step.get(run_id, 0)
+        self._log_steps(run_id, [s for s in store.train_log(run_id) if s["step"] > last])
+        values = {f"eval/{k}": v for k, v in result.metrics.items()}
+        values.update({f"timings/{k}": v for k, v in result.timings.items()})
+        values.update({f"efficiency/{k}": v for k, v in result.efficiency.items()})
+        self._log_metrics(mlflow_run, [(self._last_step.get(run_id, 0), values)])
+        self.client.set_tag(mlflow_run, "lorasweep.status", result.status.value)
+        if result.error:
+            self.client.set_tag(mlflow_run, "lorasweep.error", str(result.error)[:5000])
+        run_dir = store.run_dir(run_id)
+        adapter_dir = store.adapter_dir(result.adapter_id) if result.adapter_id else None
+        for folder, names in ((run_dir, _RUN_FILES), (adapter_dir, _ADAPTER_FILES)):
+            for name in names:
+                if folder is not None and (folder / name).is_file():
+                    self.client.log_artifact(mlflow_run, str(folder / name))
+        if adapter_dir is not None and (adapter_dir / "adapter").is_dir():
+            self.client.log_artifacts(mlflow_run, str(adapter_dir / "adapter"), "adapter")
+        predictions = store.predictions(run_id) if result.done else []
         if predictions:
             names = list(dict.fromkeys(k for row in predictions for k in row))
             table = {name: [row.get(name) for row in predictions] for name in names}
             with warnings.catch_warnings():
                 # MLflow's table check trips pandas 3's dtype FutureWarning; nothing to act on.
                 warnings.simplefilter("ignore", FutureWarning)
-                self.client.log_table(self._run, data=table, artifact_file="predictions.json")
-        self._close(result["status"])
+                self.client.log_table(mlflow_run, data=table, artifact_file="predictions.json")
+        self._close(run_id, result.status.value)
 
     def end_sweep(self, report_dir: Path | None) -> None:
         if self.client is None:
             return
-        self._close(FAILED)
+        for run_id in list(self._runs):  # runs that never ended (an interrupted sweep)
+            self._close(run_id, FAILED)
         if self._parent is None:  # nothing new since the last sweep run (a finished sweep)
             return
         if report_dir and Path(report_dir).is_dir():
@@ -166,22 +172,23 @@ class MlflowTracker(Tracker):
 
     def _start_parent(self) -> str:
         """The sweep's parent run: its config and plan, later its report and run table."""
-        tags = {"lorasweep.sweep": self.plan.get("name", ""), "lorasweep.kind": "sweep"}
-        run = self.client.create_run(self.experiment_id, run_name=self.plan.get("name"), tags=tags)
+        name = self.plan.name if self.plan else ""
+        tags = {"lorasweep.sweep": name, "lorasweep.kind": "sweep"}
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         for name in ("sweep.yaml", "plan.json"):
             if (self.root / name).is_file():
                 self.client.log_artifact(run.info.run_id, str(self.root / name))
         return run.info.run_id
 
-    def _log_steps(self, steps: list[dict[str, Any]]) -> None:
+    def _log_steps(self, run_id: str, steps: list[dict[str, Any]]) -> None:
         rows = [
             (int(s["step"]), {f"train/{k}": v for k, v in s.items() if k != "step"}) for s in steps
         ]
-        self._log_metrics(rows)
+        self._log_metrics(self._runs[run_id], rows)
         if rows:
-            self._last_step = rows[-1][0]
+            self._last_step[run_id] = rows[-1][0]
 
-    def _log_metrics(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+    def _log_metrics(self, mlflow_run: str, rows: list[tuple[int, dict[str, Any]]]) -> None:
         """(step, {name: value}) rows, in as few calls as MLflow's batch limit allows."""
         from mlflow.entities import Metric
 
@@ -193,9 +200,9 @@ class MlflowTracker(Tracker):
             if isinstance(value, int | float) and not isinstance(value, bool)
         ]
         for start in range(0, len(metrics), _MAX_METRICS):
-            self.client.log_batch(self._run, metrics=metrics[start : start + _MAX_METRICS])
+            self.client.log_batch(mlflow_run, metrics=metrics[start : start + _MAX_METRICS])
 
-    def _close(self, status: str) -> None:
-        run, self._run = self._run, None
+    def _close(self, run_id: str, status: str) -> None:
+        run = self._runs.pop(run_id, None)
         if run is not None:
             self.client.set_terminated(run, "FAILED" if status == FAILED else "FINISHED")

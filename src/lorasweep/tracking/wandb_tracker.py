@@ -17,7 +17,8 @@ from urllib.parse import urlparse
 
 from lorasweep.config.schema import WandbConfig
 from lorasweep.export import columns, flat, run_table
-from lorasweep.store.store import FAILED, RunStore, read_jsonl
+from lorasweep.store.records import PlanRecord, RunResult
+from lorasweep.store.store import RunStore
 from lorasweep.tracking.base import Tracker
 
 # Where W&B stages files it has not uploaded yet (tables, artifacts) and keeps its cache:
@@ -64,56 +65,57 @@ class WandbTracker(Tracker):
         self.root = Path(root)
         self.mode: str | None = None  # resolved in start_sweep: it reads the environment
         self.sweep: dict[str, Any] = {}
-        self.plan: dict[str, Any] = {}
-        self._run: Any = None
-        self._last_step = 0
+        self.plan: PlanRecord | None = None
+        self._runs: dict[str, Any] = {}  # lorasweep run id -> its open W&B run
+        self._last_step: dict[str, int] = {}
         self._executed = 0
 
-    def start_sweep(self, sweep: dict[str, Any], plan: dict[str, Any], root: Path) -> None:
+    def start_sweep(self, sweep: dict[str, Any], plan: PlanRecord, root: Path) -> None:
         self.root, self.sweep, self.plan = Path(root), sweep, plan
         self.mode = resolve_mode(self.config.mode)
 
     def start_run(self, run_id: str, info: dict[str, Any]) -> None:
         if self.mode in (None, "disabled"):
             return
-        self._finish(exit_code=1)  # a run left open by an earlier failure
+        self._finish(run_id, exit_code=1)  # the same run left open by an earlier attempt
         config = {
             **info["config"],
             "lorasweep": {
-                "sweep": self.plan.get("name"),
+                "sweep": self._name,
                 "run_id": run_id,
                 "kind": info["kind"],
                 "labels": info["labels"],
                 "experiments": info["experiments"],
             },
         }
-        self._run = self._init(
+        self._runs[run_id] = self._init(
             name=info["labels"][0],
             job_type=self._job_type(run_id, info),
             tags=self._tags(run_id, info),
             config=config,
         )
-        self._last_step = 0
+        self._last_step[run_id] = 0
         self._executed += 1
 
-    def log_step(self, step: dict[str, Any]) -> None:
-        if self._run is None:
+    def log_step(self, run_id: str, step: dict[str, Any]) -> None:
+        run = self._runs.get(run_id)
+        if run is None:
             return
         values = {f"train/{k}": v for k, v in step.items() if k != "step"}
         with self._dirs():
-            self._run.log(values, step=int(step["step"]))
-        self._last_step = int(step["step"])
+            run.log(values, step=int(step["step"]))
+        self._last_step[run_id] = int(step["step"])
 
-    def end_run(self, result: dict[str, Any], run_dir: Path) -> None:
-        if self._run is None:
+    def end_run(self, run_id: str, result: RunResult, store: RunStore) -> None:
+        run = self._runs.get(run_id)
+        if run is None:
             return
         # The store is the source of truth: steps not streamed through log_step come from it.
-        for step in read_jsonl(Path(run_dir) / "train_log.jsonl"):
-            if step["step"] > self._last_step:
-                self.log_step(step)
-        result = result or {"status": FAILED, "error": "no result.json was written"}
-        values: dict[str, Any] = {f"eval/{k}": v for k, v in (result.get("metrics") or {}).items()}
-        predictions = read_jsonl(Path(run_dir) / "predictions.jsonl")
+        for step in store.train_log(run_id):
+            if step["step"] > self._last_step.get(run_id, 0):
+                self.log_step(run_id, step)
+        values: dict[str, Any] = {f"eval/{k}": v for k, v in result.metrics.items()}
+        predictions = store.predictions(run_id) if result.done else []
         if predictions:
             import wandb
 
@@ -122,19 +124,22 @@ class WandbTracker(Tracker):
             values["eval/predictions"] = wandb.Table(columns=names, data=data)
         with self._dirs():
             if values:
-                self._run.log(values)
-            summary: dict[str, Any] = {"status": result["status"]}
-            summary.update({f"timings/{k}": v for k, v in (result.get("timings") or {}).items()})
-            summary.update(
-                {f"efficiency/{k}": v for k, v in (result.get("efficiency") or {}).items()}
-            )
-            if result.get("error"):
-                summary["error"] = result["error"]
-            self._run.summary.update(summary)
-        self._finish(exit_code=1 if result["status"] == FAILED else 0)
+                run.log(values)
+            summary: dict[str, Any] = {"status": result.status.value}
+            summary.update({f"timings/{k}": v for k, v in result.timings.items()})
+            summary.update({f"efficiency/{k}": v for k, v in result.efficiency.items()})
+            if result.error:
+                summary["error"] = result.error
+            run.summary.update(summary)
+        self._finish(run_id, exit_code=0 if result.done else 1)
+
+    @property
+    def _name(self) -> str | None:
+        return self.plan.name if self.plan else None
 
     def end_sweep(self, report_dir: Path | None) -> None:
-        self._finish(exit_code=1)
+        for run_id in list(self._runs):  # runs that never ended (an interrupted sweep)
+            self._finish(run_id, exit_code=1)
         if not self._executed:  # nothing new since the last summary (a rerun of a finished sweep)
             return
         import wandb
@@ -149,15 +154,15 @@ class WandbTracker(Tracker):
         charts = sorted(Path(report_dir).glob("*.png")) if report_dir else []
         values.update({f"report/{png.stem}": wandb.Image(str(png)) for png in charts})
         run = self._init(
-            name=f"{self.plan.get('name')} summary",
+            name=f"{self._name} summary",
             job_type="summary",
             tags=["summary"],
-            config={**self.sweep, "lorasweep": {"plan": self.plan}},
+            config={**self.sweep, "lorasweep": {"plan": self.plan.to_json() if self.plan else {}}},
         )
         with self._dirs():
             run.log(values)
             if report_dir and Path(report_dir).is_dir():
-                name = re.sub(r"[^\w.-]", "-", f"{self.plan.get('name')}-report")
+                name = re.sub(r"[^\w.-]", "-", f"{self._name}-report")
                 artifact = wandb.Artifact(name, type="report")
                 for path in sorted(Path(report_dir).iterdir()):  # add_dir prints a banner
                     if path.is_file():
@@ -177,7 +182,7 @@ class WandbTracker(Tracker):
             return wandb.init(
                 project=self.config.project,
                 entity=self.config.entity,
-                group=self.plan.get("name"),
+                group=self._name,
                 job_type=job_type,
                 name=name,
                 tags=[t[:64] for t in tags],  # W&B's limit on a tag
@@ -189,8 +194,8 @@ class WandbTracker(Tracker):
                 settings=wandb.Settings(console="off", silent=True),
             )
 
-    def _finish(self, exit_code: int) -> None:
-        run, self._run = self._run, None
+    def _finish(self, run_id: str, exit_code: int) -> None:
+        run = self._runs.pop(run_id, None)
         if run is not None:
             with self._dirs():
                 run.finish(exit_code=exit_code)
@@ -199,14 +204,14 @@ class WandbTracker(Tracker):
         """The experiment a run belongs to; the baseline serves every experiment."""
         if info["kind"] == "base":
             return "zero-shot"
-        if run_id == self.plan.get("baseline"):
+        if self.plan and run_id == self.plan.baseline:
             return "baseline"
         return "+".join(info["experiments"]) or "run"
 
     def _tags(self, run_id: str, info: dict[str, Any]) -> list[str]:
         """The varied factors (``lora.r``, ...), plus ``baseline`` / ``zero-shot``."""
         tags = ["zero-shot"] if info["kind"] == "base" else []
-        if run_id == self.plan.get("baseline"):
+        if self.plan and run_id == self.plan.baseline:
             tags.append("baseline")
         return tags + list(info["factors"])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ class Checkpoints:
     def __init__(self, path: Path, every: int) -> None:
         self.path, self.every = path, every
         self.resumed_at = 0  # the step training resumed from (0: it started afresh)
+        self.earlier_seconds = 0.0  # training time of the segments before the resume
 
     def load(self) -> dict[str, Any] | None:
         if not self.path.is_file():
@@ -118,10 +120,12 @@ def fit(
     )
     batches = _micro_batches(examples, config.batch_size, config.seed, config.group_by_length)
     history: list[StepLog] = []
+    segment_start, earlier_seconds = time.perf_counter(), 0.0
     state = checkpoints.load() if checkpoints else None
     if state is not None:
         history = _restore(state, trainable, optimizer, scheduler)
         checkpoints.resumed_at = len(history)
+        checkpoints.earlier_seconds = earlier_seconds = state.get("train_seconds", 0.0)
         for _ in range(len(history) * config.gradient_accumulation_steps):
             next(batches)  # the batch order is a function of the seed: skip what was consumed
     model.train()
@@ -155,14 +159,16 @@ def fit(
         on_step(log)
         # The last step is saved too: a crash during evaluation then costs no training.
         if checkpoints and checkpoints.every and (step % checkpoints.every == 0 or step == steps):
-            checkpoints.save(_snapshot(history, trainable, optimizer, scheduler))
+            seconds = earlier_seconds + time.perf_counter() - segment_start
+            checkpoints.save(_snapshot(history, trainable, optimizer, scheduler, seconds))
     model.eval()
     return history
 
 
-def _snapshot(history, trainable, optimizer, scheduler) -> dict[str, Any]:
+def _snapshot(history, trainable, optimizer, scheduler, seconds: float) -> dict[str, Any]:
     return {
         "step": len(history),
+        "train_seconds": seconds,  # so that a resumed run reports its whole training time
         "history": [log.as_dict() for log in history],
         "trainable": {name: p.detach().cpu().clone() for name, p in trainable.items()},
         "optimizer": optimizer.state_dict(),

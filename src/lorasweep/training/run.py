@@ -1,15 +1,18 @@
-"""One run from start to finish: set up, fit, save the adapter, evaluate, write the result.
+"""One unit from start to finish: set up, fit, save the adapter, evaluate, write the result.
 
-The zero-shot evaluation of the base model follows the same path without the training half.
+The zero-shot evaluation of the base model follows the same path without the training half; a
+run whose adapter is already in the store skips straight to its evaluation. Every executor
+computes units through ``execute``, into a store on this machine.
 """
 
 from __future__ import annotations
 
 import copy
-import math
+import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,69 +20,16 @@ import psutil
 import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel
 
-from lorasweep.config.plan import EvalSpec, RunSpec, TestSpec
-from lorasweep.config.schema import SweepConfig
-from lorasweep.data.prompts import Encoded, PromptFormatter
-from lorasweep.data.sources import Example
-from lorasweep.data.token_cache import TokenCache
+from lorasweep.config.plan import EvalSpec, RunSpec, TestSpec, Unit
 from lorasweep.evaluation.evaluate import Evaluation, evaluate
 from lorasweep.faults import fault_point
-from lorasweep.store.store import (
-    DONE,
-    replace_dir,
-    write_json,
-    write_jsonl,
-    write_yaml,
-)
+from lorasweep.store.records import AdapterRecord, RunResult, Status, UnitKind
+from lorasweep.store.store import CHECKPOINT, RunStore, replace_dir, write_jsonl, write_yaml
 from lorasweep.training.loop import Checkpoints, StepLog, fit
 from lorasweep.training.model import device
-
-
-@dataclass
-class SweepResources:
-    """What every run of a sweep shares, loaded once: base model, tokenizer, tokenized data."""
-
-    sweep: SweepConfig
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    formatter: PromptFormatter
-    train_examples: list[Example]
-    eval_examples: list[Example]
-    eval_prompts: list[list[int]]
-    environment: dict[str, Any]
-    test_examples: list[Example] = field(default_factory=list)
-    test_prompts: list[list[int]] = field(default_factory=list)
-    tokens: TokenCache | None = None  # where tokenized data is kept across processes
-    _encoded: dict[int, list[Encoded]] = field(default_factory=dict)
-    _max_new_tokens: int | None = None
-
-    @property
-    def max_new_tokens(self) -> int:
-        """The generation cap: the config's number, or derived from the training references."""
-        configured = self.sweep.generation.max_new_tokens
-        if configured != "auto":
-            return configured
-        if self._max_new_tokens is None:
-            targets = [e.target for e in self.train_examples]
-            lengths = sorted(
-                len(ids) for ids in self.tokenizer(targets, add_special_tokens=False)["input_ids"]
-            )
-            # The 99th percentile, not the maximum: one runaway reference in 15k (SAMSum has
-            # some) must not make every batch that fails to stop decode hundreds of tokens.
-            p99 = lengths[min(len(lengths) - 1, math.ceil(0.99 * len(lengths)) - 1)]
-            self._max_new_tokens = math.ceil(1.5 * p99) + 4
-        return self._max_new_tokens
-
-    def train_encoded(self, max_length: int) -> list[Encoded]:
-        """Training examples tokenized once per sweep (per max length), with at least one target
-        token left after cutting."""
-        if max_length not in self._encoded:
-            tokens = self.tokens or TokenCache(self.formatter, root=None)
-            encoded = tokens.training(self.train_examples, max_length)
-            self._encoded[max_length] = [e for e in encoded if e.target_tokens > 0]
-        return self._encoded[max_length]
+from lorasweep.training.resources import SweepResources
 
 
 @dataclass
@@ -90,13 +40,77 @@ class Hooks:
     on_eval_batch: Any = lambda n: None
 
 
+def execute(unit: Unit, resources: SweepResources, store: RunStore, hooks: Hooks) -> RunResult:
+    """Compute one unit into ``store`` and return its result record.
+
+    An exception inside the unit is a failed unit: recorded with its error, returned, never
+    raised, so that the sweep goes on. Ctrl-C records the unit as cancelled and propagates.
+    """
+    for folder in (store.run_dir(unit.run_id),
+                   store.adapter_dir(unit.adapter_id) if unit.adapter_id else None):  # fmt: skip
+        if folder is not None and folder.is_dir():
+            for leftover in folder.glob(".*"):  # temporaries of a process killed mid-write
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    try:
+        if unit.kind is UnitKind.ZERO_SHOT:
+            return evaluate_base(unit.spec, resources, store, hooks)
+        if unit.kind is UnitKind.TEST:
+            return evaluate_test(unit.spec, resources, store, hooks)
+        return train_and_evaluate(unit.spec, resources, store, hooks)
+    except KeyboardInterrupt:
+        store.write_result(unfinished_result(unit, Status.CANCELLED, "interrupted (Ctrl-C)"))
+        raise
+    except Exception as err:  # a failed run is a state; the sweep goes on
+        error = f"{type(err).__name__}: {err}".splitlines()[0] if str(err) else type(err).__name__
+        result = unfinished_result(unit, Status.FAILED, error, traceback.format_exc())
+        store.write_result(result)
+        return result
+
+
+def unfinished_result(
+    unit: Unit, status: Status, error: str, trace: str | None = None
+) -> RunResult:
+    """The record of a unit that did not finish: failed (with its error) or cancelled."""
+    return RunResult(unit.run_id, unit.kind, status, (unit.label,), unit.spec.resolved,
+                     adapter_id=unit.adapter_id, error=error, traceback=trace)  # fmt: skip
+
+
 def train_and_evaluate(
-    spec: RunSpec, resources: SweepResources, run_dir: Path, hooks: Hooks
-) -> dict[str, Any]:
-    """Train ``spec``'s adapter, evaluate it, and write every artifact into ``run_dir``."""
+    spec: RunSpec, resources: SweepResources, store: RunStore, hooks: Hooks
+) -> RunResult:
+    """Train ``spec``'s adapter unless the store has it, then evaluate it.
+
+    An adapter already in the store (trained for other generation or evaluation settings, or
+    by a run killed during its evaluation) is loaded and evaluated, not trained again.
+    """
+    started = time.perf_counter()
+    write_yaml(store.run_dir(spec.run_id) / "config.yaml", spec.resolved)
+    record = store.adapter(spec.adapter_id)
+    if record is None:
+        model, record = train_adapter(spec, resources, store, hooks)
+        # Merging folds the adapter into the weights: the same function, faster to decode.
+        merged = model.merge_and_unload()
+    else:
+        merged = _load_merged(resources, store.adapter_dir(spec.adapter_id))
+    evaluation = _evaluate(merged, resources, hooks)
+    del merged
+    timings = {**record.timings, "eval_s": evaluation.seconds,
+               "total_s": time.perf_counter() - started}  # fmt: skip
+    extra = {"train_steps": record.train_steps, "resumed_at_step": record.resumed_at_step,
+             "final_loss": record.final_loss}  # fmt: skip
+    efficiency = {**record.efficiency, **_eval_efficiency(evaluation), **extra}
+    return _finish(store, spec.run_id, UnitKind.TRAIN, spec.labels, spec.resolved, evaluation,
+                   timings, efficiency, resources, spec.adapter_id)  # fmt: skip
+
+
+def train_adapter(
+    spec: RunSpec, resources: SweepResources, store: RunStore, hooks: Hooks
+) -> tuple[PeftModel, AdapterRecord]:
+    """Train the run's adapter and save it in the store; returns the trained model too."""
     started = time.perf_counter()
     settings = spec.settings
-    write_yaml(run_dir / "config.yaml", spec.resolved)
+    folder = store.adapter_dir(spec.adapter_id)
+    write_yaml(folder / "config.yaml", spec.adapter_resolved)
 
     # Set up: a fresh copy of the base model, so no run sees another's adapter.
     torch.manual_seed(settings.training.seed)
@@ -123,7 +137,7 @@ def train_and_evaluate(
     # Fit.
     _reset_peak_memory()
     fit_start = time.perf_counter()
-    checkpoints = Checkpoints(run_dir / "checkpoint.pt", resources.sweep.execution.checkpoint_every)
+    checkpoints = Checkpoints(folder / CHECKPOINT, resources.sweep.execution.checkpoint_every)
     history: list[StepLog] = fit(
         model,
         examples,
@@ -132,72 +146,73 @@ def train_and_evaluate(
         hooks.on_step,
         checkpoints,
     )
-    train_seconds = time.perf_counter() - fit_start
-    write_jsonl(run_dir / "train_log.jsonl", (log.as_dict() for log in history))
+    # Every segment counts: a run resumed from a checkpoint adds the time trained before it.
+    train_seconds = checkpoints.earlier_seconds + time.perf_counter() - fit_start
+    write_jsonl(folder / "train_log.jsonl", (log.as_dict() for log in history))
 
-    # Save the adapter in PEFT format, atomically.
-    staging = Path(tempfile.mkdtemp(prefix=".adapter-", dir=run_dir))
+    # Save the adapter in PEFT format, atomically, then its record.
+    staging = Path(tempfile.mkdtemp(prefix=".adapter-", dir=folder))
     model.save_pretrained(staging)
-    replace_dir(staging, run_dir / "adapter")
-    adapter_bytes = sum(f.stat().st_size for f in (run_dir / "adapter").rglob("*") if f.is_file())
-
-    # Evaluate. Merging folds the adapter into the weights: the same function, faster to decode.
-    merged = model.merge_and_unload()
-    evaluation = _evaluate(merged, resources, hooks)
-    del merged, model
-
-    # Throughput counts the steps trained in this process only; a resumed run trained fewer.
-    tokens = sum(log.tokens for log in history[checkpoints.resumed_at :])
-    efficiency = {
-        "trainable_params": trainable,
-        "total_params": total,
-        "adapter_bytes": adapter_bytes,
-        "train_tokens": tokens,
-        "train_tokens_per_s": tokens / train_seconds if train_seconds else None,
-        "peak_memory_bytes": _peak_memory(),
-        "eval_tokens_per_s": evaluation.generated_tokens / evaluation.seconds,
-    }
-    timings = {
-        "setup_s": setup_seconds,
-        "train_s": train_seconds,
-        "eval_s": evaluation.seconds,
-        "total_s": time.perf_counter() - started,
-    }
-    extra = {
-        "train_steps": len(history),
-        "resumed_at_step": checkpoints.resumed_at,
-        "final_loss": history[-1].loss if history else None,
-    }
-    result = _finish(run_dir, spec.run_id, "lora", spec.labels, spec.resolved, evaluation,
-                     timings, {**efficiency, **extra}, resources)  # fmt: skip
-    checkpoints.remove()  # the run is done: its result and adapter are all that is needed
-    return result
+    replace_dir(staging, folder / "adapter")
+    adapter_bytes = sum(f.stat().st_size for f in (folder / "adapter").rglob("*") if f.is_file())
+    tokens = sum(log.tokens for log in history)
+    record = AdapterRecord(
+        adapter_id=spec.adapter_id,
+        config=spec.adapter_resolved,
+        timings={"setup_s": setup_seconds, "train_s": train_seconds},
+        efficiency={
+            "trainable_params": trainable,
+            "total_params": total,
+            "adapter_bytes": adapter_bytes,
+            "train_tokens": tokens,
+            "train_tokens_per_s": tokens / train_seconds if train_seconds else None,
+            "peak_memory_bytes": _peak_memory(),
+        },
+        train_steps=len(history),
+        resumed_at_step=checkpoints.resumed_at,
+        final_loss=history[-1].loss if history else None,
+    )
+    store.write_adapter(record)
+    checkpoints.remove()  # the adapter is saved: its record and files are all that is needed
+    return model, record
 
 
-def evaluate_base(spec: EvalSpec, resources: SweepResources, run_dir: Path, hooks: Hooks) -> dict:
+def evaluate_base(
+    spec: EvalSpec, resources: SweepResources, store: RunStore, hooks: Hooks
+) -> RunResult:
     """Evaluate the base model zero-shot with the sweep's prompt and examples."""
     started = time.perf_counter()
-    write_yaml(run_dir / "config.yaml", spec.resolved)
+    write_yaml(store.run_dir(spec.run_id) / "config.yaml", spec.resolved)
     evaluation = _evaluate(resources.model, resources, hooks)
     timings = {"eval_s": evaluation.seconds, "total_s": time.perf_counter() - started}
-    efficiency = {"eval_tokens_per_s": evaluation.generated_tokens / evaluation.seconds}
-    return _finish(run_dir, spec.run_id, "base", ("zero-shot",), spec.resolved, evaluation,
-                   timings, efficiency, resources)  # fmt: skip
+    return _finish(store, spec.run_id, UnitKind.ZERO_SHOT, ("zero-shot",), spec.resolved,
+                   evaluation, timings, _eval_efficiency(evaluation), resources)  # fmt: skip
 
 
 def evaluate_test(
-    spec: TestSpec, resources: SweepResources, adapter_run: Path, run_dir: Path, hooks: Hooks
-) -> dict:
+    spec: TestSpec, resources: SweepResources, store: RunStore, hooks: Hooks
+) -> RunResult:
     """Evaluate a finished run's saved adapter on the held-out test split."""
     started = time.perf_counter()
-    write_yaml(run_dir / "config.yaml", spec.resolved)
-    model = PeftModel.from_pretrained(copy.deepcopy(resources.model), adapter_run / "adapter")
-    evaluation = _evaluate(model.merge_and_unload(), resources, hooks, test=True)
+    write_yaml(store.run_dir(spec.run_id) / "config.yaml", spec.resolved)
+    model = _load_merged(resources, store.adapter_dir(spec.adapter_id))
+    evaluation = _evaluate(model, resources, hooks, test=True)
     timings = {"eval_s": evaluation.seconds, "total_s": time.perf_counter() - started}
-    efficiency = {"eval_tokens_per_s": evaluation.generated_tokens / evaluation.seconds}
     labels = (f"test split: {spec.role}", spec.adapter_of)
-    return _finish(run_dir, spec.run_id, "test", labels, spec.resolved, evaluation,
-                   timings, efficiency, resources)  # fmt: skip
+    return _finish(store, spec.run_id, UnitKind.TEST, labels, spec.resolved, evaluation,
+                   timings, _eval_efficiency(evaluation), resources, spec.adapter_id)  # fmt: skip
+
+
+def _load_merged(resources: SweepResources, adapter_folder: Path) -> PreTrainedModel:
+    """A stored adapter on a copy of the base model, merged for decoding."""
+    if not (adapter_folder / "adapter").is_dir():
+        raise FileNotFoundError(f"the adapter is missing from {adapter_folder}")
+    model = PeftModel.from_pretrained(copy.deepcopy(resources.model), adapter_folder / "adapter")
+    return model.merge_and_unload()
+
+
+def _eval_efficiency(evaluation: Evaluation) -> dict[str, float]:
+    return {"eval_tokens_per_s": evaluation.generated_tokens / evaluation.seconds}
 
 
 def _evaluate(
@@ -217,31 +232,33 @@ def _evaluate(
 
 
 def _finish(
-    run_dir: Path,
+    store: RunStore,
     run_id: str,
-    kind: str,
+    kind: UnitKind,
     labels: tuple[str, ...],
     resolved: dict[str, Any],
     evaluation: Evaluation,
     timings: dict[str, float],
     efficiency: dict[str, Any],
     resources: SweepResources,
-) -> dict[str, Any]:
-    write_jsonl(run_dir / "predictions.jsonl", evaluation.predictions)
+    adapter_id: str | None = None,
+) -> RunResult:
+    write_jsonl(store.run_dir(run_id) / "predictions.jsonl", evaluation.predictions)
     fault_point("writing-result")
-    result = {
-        "run_id": run_id,
-        "kind": kind,
-        "status": DONE,
-        "labels": list(labels),
-        "metrics": evaluation.metrics,
-        "generation": {"max_new_tokens": resources.max_new_tokens},
-        "timings": timings,
-        "efficiency": efficiency,
-        "environment": resources.environment,
-        "config": resolved,
-    }
-    write_json(run_dir / "result.json", result)  # last: its presence marks the run done
+    result = RunResult(
+        run_id=run_id,
+        kind=kind,
+        status=Status.DONE,
+        labels=labels,
+        config=resolved,
+        adapter_id=adapter_id,
+        metrics=evaluation.metrics,
+        generation={"max_new_tokens": resources.max_new_tokens},
+        timings=timings,
+        efficiency=efficiency,
+        environment=resources.environment,
+    )
+    store.write_result(result)  # last: its presence marks the run done
     return result
 
 

@@ -1,0 +1,380 @@
+"""The store's typed records: ``plan.json``, ``result.json`` and ``adapter.json``.
+
+Each record has exactly one writer (``to_json``) and one reader (``from_json``) here; nothing
+else walks these files as dicts. A reader that meets a damaged file raises ``StoreError``, which
+names the file and what to do about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from lorasweep.errors import UserError
+
+# Version of the store layout. 2: adapters keyed apart from their evaluations (adapters/).
+STORE_FORMAT = 2
+
+
+class StoreError(UserError):
+    """A file of the run store is damaged or from another version; the message says what to do."""
+
+
+class Status(str, Enum):
+    """Where a unit of work stands. Only ``done`` is final; the others are run again."""
+
+    PLANNED = "planned"
+    DONE = "done"
+    FAILED = "failed"  # an exception inside the unit: rerun only with --retry-failed
+    CANCELLED = "cancelled"  # interrupted (Ctrl-C): the next run does it again
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class UnitKind(str, Enum):
+    """What a unit of work computes."""
+
+    TRAIN = "lora"  # train an adapter (unless the store has it) and evaluate it
+    ZERO_SHOT = "base"  # the base model, no adapter
+    TEST = "test"  # a finished adapter on the held-out test split
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class _Reader:
+    """Field access on a JSON object that turns a missing or mistyped field into StoreError."""
+
+    def __init__(self, data: Any, path: Path | str, advice: str) -> None:
+        if not isinstance(data, dict):
+            raise StoreError(f"{path}: damaged (not a JSON object); {advice}")
+        self.data, self.path, self.advice = data, path, advice
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if key not in self.data or self.data[key] is None:
+            if default is ...:
+                raise StoreError(f"{self.path}: damaged (no {key!r}); {self.advice}")
+            return default
+        value = self.data[key]
+        if not isinstance(value, kind):
+            raise StoreError(f"{self.path}: damaged ({key!r} is not {_names(kind)}); {self.advice}")
+        return value
+
+    def enum(self, key: str, kind: type[Enum]) -> Any:
+        value = self.get(key, str)
+        try:
+            return kind(value)
+        except ValueError:
+            raise StoreError(f"{self.path}: damaged ({key}={value!r}); {self.advice}") from None
+
+
+def _names(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One unit's outcome, ``result.json``: written last, never edited afterwards.
+
+    Attributes:
+        run_id: The unit's id (its folder under ``runs/``).
+        kind: What the unit computed.
+        status: done, failed or cancelled (a planned unit has no result).
+        labels: The experiment rows it serves (``baseline``, ``rank=16``), or what it is.
+        config: The resolved configuration whose hash is ``run_id``.
+        adapter_id: The adapter it evaluated (None for the zero-shot evaluation).
+        metrics: Mean scores over the evaluation examples (done only).
+        generation: Generation settings as used (``max_new_tokens`` resolved).
+        timings: Seconds: setup, train (the adapter's, every segment), eval, total.
+        efficiency: Parameters, bytes, tokens per second, peak memory.
+        environment: Package versions and device.
+        error: The one-line error of a failed unit.
+        traceback: Its traceback.
+    """
+
+    run_id: str
+    kind: UnitKind
+    status: Status
+    labels: tuple[str, ...]
+    config: dict[str, Any]
+    adapter_id: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    generation: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    efficiency: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status is Status.DONE
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "run_id": self.run_id,
+            "kind": self.kind.value,
+            "status": self.status.value,
+            "labels": list(self.labels),
+            "adapter_id": self.adapter_id,
+            "metrics": self.metrics,
+            "generation": self.generation,
+            "timings": self.timings,
+            "efficiency": self.efficiency,
+            "environment": self.environment,
+            "config": self.config,
+        }
+        if self.error is not None:
+            record["error"] = self.error
+            record["traceback"] = self.traceback
+        return record
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path | str = "result.json") -> RunResult:
+        read = _Reader(data, path, "that unit is not done: rerun the sweep to compute it again")
+        status = read.enum("status", Status)
+        result = cls(
+            run_id=read.get("run_id", str),
+            kind=read.enum("kind", UnitKind),
+            status=status,
+            labels=tuple(read.get("labels", list, [])),
+            config=read.get("config", dict, {}),
+            adapter_id=read.get("adapter_id", str, None),
+            metrics=read.get("metrics", dict, {}),
+            generation=read.get("generation", dict, {}),
+            timings=read.get("timings", dict, {}),
+            efficiency=read.get("efficiency", dict, {}),
+            environment=read.get("environment", dict, {}),
+            error=read.get("error", str, None),
+            traceback=read.get("traceback", str, None),
+        )
+        if status is Status.DONE and not result.metrics:
+            raise StoreError(f"{path}: damaged (done without metrics); {read.advice}")
+        return result
+
+
+@dataclass(frozen=True)
+class AdapterRecord:
+    """A trained adapter, ``adapters/<id>/adapter.json``: written once its files are in place.
+
+    Attributes:
+        adapter_id: Hash of everything that shapes training (model, data, prompt, LoRA,
+            training settings, seed); generation and evaluation settings are not part of it.
+        config: That resolved training configuration.
+        timings: ``setup_s`` and ``train_s`` (every training segment, resumes included).
+        efficiency: Trainable and total parameters, adapter bytes, training tokens and their
+            rate, peak memory.
+        train_steps: Optimizer steps trained.
+        resumed_at_step: The step the last segment resumed from (0: trained in one go).
+        final_loss: The last step's loss.
+    """
+
+    adapter_id: str
+    config: dict[str, Any]
+    timings: dict[str, float]
+    efficiency: dict[str, Any]
+    train_steps: int
+    resumed_at_step: int = 0
+    final_loss: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "adapter_id": self.adapter_id,
+            "status": Status.DONE.value,
+            "config": self.config,
+            "timings": self.timings,
+            "efficiency": self.efficiency,
+            "train_steps": self.train_steps,
+            "resumed_at_step": self.resumed_at_step,
+            "final_loss": self.final_loss,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path | str = "adapter.json") -> AdapterRecord:
+        read = _Reader(data, path, "delete that adapter folder and rerun the sweep to retrain it")
+        return cls(
+            adapter_id=read.get("adapter_id", str),
+            config=read.get("config", dict),
+            timings=read.get("timings", dict),
+            efficiency=read.get("efficiency", dict),
+            train_steps=read.get("train_steps", int),
+            resumed_at_step=read.get("resumed_at_step", int, 0),
+            final_loss=read.get("final_loss", (int, float), None),
+        )
+
+
+@dataclass(frozen=True)
+class PlannedUnit:
+    """A unit in the plan: enough to list it, count it and find its result."""
+
+    run_id: str
+    kind: UnitKind
+    labels: tuple[str, ...]
+    adapter_id: str | None = None
+    role: str | None = None  # test units: baseline, confirmation or best
+    adapter_of: str | None = None  # test units: the run whose adapter they evaluate
+
+    @property
+    def label(self) -> str:
+        if self.kind is UnitKind.ZERO_SHOT:
+            return "zero-shot"
+        if self.kind is UnitKind.TEST:
+            return f"test split: {self.role} ({self.adapter_of})"
+        return ", ".join(self.labels)
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    label: str
+    run_ids: tuple[str, ...]  # one per seed
+    is_baseline: bool
+
+    @property
+    def run_id(self) -> str:
+        return self.run_ids[0]
+
+
+@dataclass(frozen=True)
+class PlannedExperiment:
+    name: str
+    factor: str
+    rows: tuple[PlannedRow, ...]
+
+
+@dataclass(frozen=True)
+class PlannedConfirmation:
+    run_ids: tuple[str, ...]
+    label: str
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    """``plan.json``: the units of a sweep and how the report groups them.
+
+    Attributes:
+        name: The sweep's name.
+        baseline_run_ids: The baseline's run per seed.
+        base_eval: The zero-shot evaluation's run id.
+        seeds: The training seeds.
+        runs: The unique training units, baseline first.
+        experiments: Each experiment's rows.
+        confirmation: The combination of the recommended values, once chosen.
+        tests: The test-split evaluations, once chosen.
+    """
+
+    name: str
+    baseline_run_ids: tuple[str, ...]
+    base_eval: str
+    seeds: tuple[int, ...]
+    runs: tuple[PlannedUnit, ...]
+    experiments: tuple[PlannedExperiment, ...] = ()
+    confirmation: PlannedConfirmation | None = None
+    tests: tuple[PlannedUnit, ...] = ()
+
+    @property
+    def baseline(self) -> str:
+        return self.baseline_run_ids[0]
+
+    def units(self) -> list[PlannedUnit]:
+        """Every unit once: the zero-shot evaluation, the training runs, the test evaluations."""
+        zero_shot = PlannedUnit(self.base_eval, UnitKind.ZERO_SHOT, ("zero-shot",))
+        return [zero_shot, *self.runs, *self.tests]
+
+    def test_roles(self) -> dict[str, tuple[str, ...]]:
+        """Role -> its test units' ids (one per seed), in plan order."""
+        roles: dict[str, list[str]] = {}
+        for unit in self.tests:
+            roles.setdefault(unit.role or "?", []).append(unit.run_id)
+        return {role: tuple(ids) for role, ids in roles.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "format": STORE_FORMAT,
+            "name": self.name,
+            "baseline": self.baseline,
+            "baseline_run_ids": list(self.baseline_run_ids),
+            "base_eval": self.base_eval,
+            "seeds": list(self.seeds),
+            "runs": [
+                {"run_id": u.run_id, "labels": list(u.labels), "adapter_id": u.adapter_id}
+                for u in self.runs
+            ],
+            "experiments": [
+                {
+                    "name": e.name,
+                    "factor": e.factor,
+                    "rows": [
+                        {"label": r.label, "run_ids": list(r.run_ids), "is_baseline": r.is_baseline}
+                        for r in e.rows
+                    ],
+                }
+                for e in self.experiments
+            ],
+        }
+        if self.confirmation:
+            record["confirmation"] = {
+                "run_ids": list(self.confirmation.run_ids),
+                "label": self.confirmation.label,
+            }
+        if self.tests:
+            record["tests"] = [
+                {"run_id": u.run_id, "role": u.role, "adapter_of": u.adapter_of,
+                 "adapter_id": u.adapter_id}
+                for u in self.tests
+            ]  # fmt: skip
+        return record
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path | str = "plan.json") -> PlanRecord:
+        advice = "rerun `lorasweep run` with the sweep's config to write it again"
+        read = _Reader(data, path, advice)
+        version = data.get("format") if isinstance(data, dict) else None
+        if version != STORE_FORMAT:
+            raise StoreError(
+                f"{path}: written by an earlier lorasweep (store format {version or 1}, this "
+                f"version reads {STORE_FORMAT}); run the sweep into a new --out folder"
+            )
+
+        def reader(item: Any) -> _Reader:
+            return _Reader(item, path, advice)
+
+        runs = tuple(
+            PlannedUnit(
+                r.get("run_id", str), UnitKind.TRAIN, tuple(r.get("labels", list)),
+                adapter_id=r.get("adapter_id", str, None),
+            )
+            for r in map(reader, read.get("runs", list))
+        )  # fmt: skip
+        experiments = []
+        for e in map(reader, read.get("experiments", list, [])):
+            rows = tuple(
+                PlannedRow(r.get("label", str), tuple(r.get("run_ids", list)),
+                           r.get("is_baseline", bool))
+                for r in map(reader, e.get("rows", list))
+            )  # fmt: skip
+            experiments.append(PlannedExperiment(e.get("name", str), e.get("factor", str), rows))
+        confirmation = read.get("confirmation", dict, None)
+        if confirmation is not None:
+            c = reader(confirmation)
+            confirmation = PlannedConfirmation(tuple(c.get("run_ids", list)), c.get("label", str))
+        tests = tuple(
+            PlannedUnit(
+                t.get("run_id", str), UnitKind.TEST, (), adapter_id=t.get("adapter_id", str, None),
+                role=t.get("role", str), adapter_of=t.get("adapter_of", str),
+            )
+            for t in map(reader, read.get("tests", list, []))
+        )  # fmt: skip
+        return cls(
+            name=read.get("name", str),
+            baseline_run_ids=tuple(read.get("baseline_run_ids", list)),
+            base_eval=read.get("base_eval", str),
+            seeds=tuple(read.get("seeds", list, [])),
+            runs=runs,
+            experiments=tuple(experiments),
+            confirmation=confirmation,
+            tests=tests,
+        )

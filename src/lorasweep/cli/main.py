@@ -18,6 +18,7 @@ from rich.console import Console
 from lorasweep import __version__
 from lorasweep.cli import export, score
 from lorasweep.errors import UserError
+from lorasweep.paths import check_output_dir
 
 EXIT_FAILED_RUNS, EXIT_USER_ERROR = 1, 2
 
@@ -93,6 +94,7 @@ def _run_sweep(
     from lorasweep.tracking.factory import build_trackers
     from lorasweep.training.model import check_targets, skeleton_module_names
 
+    check_output_dir(out, "--out")
     plan = build_plan(sweep)
     _print_plan(plan, console)
     if dry_run:

@@ -1,0 +1,144 @@
+"""Inputs a user can get wrong (issue #12): each gives exit status 2 and one line naming the field,
+before anything is loaded or written, and never a traceback."""
+
+from __future__ import annotations
+
+import copy
+import os
+import types
+from pathlib import Path
+
+import pytest
+
+import lorasweep.paths
+from lorasweep.cli.main import main
+from lorasweep.errors import UserError
+from lorasweep.paths import check_output_dir
+from tests.conftest import sweep_dict, write_yaml
+from tests.test_export import PLAN
+
+AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.fixture
+def good(micro_model, dialogue_dir) -> dict:
+    return sweep_dict(micro_model, dialogue_dir)
+
+
+def one_error(argv: list[str], capsys) -> str:
+    """Runs the CLI; it must exit with 2 and print exactly one error line, no traceback."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("lorasweep: error: ")
+    return line.removeprefix("lorasweep: error: ")
+
+
+def rejected(raw: dict | str, tmp_path: Path, capsys) -> str:
+    """``lorasweep run`` of a bad config: one line, and the ``--out`` folder never appears."""
+    config = tmp_path / "bad.yaml"
+    if isinstance(raw, str):
+        config.write_text(raw)
+    else:
+        write_yaml(config, raw)
+    out = tmp_path / "out"
+    line = one_error(["run", str(config), "--out", str(out)], capsys)
+    assert not out.exists()
+    return line
+
+
+def edit(raw: dict, path: str, value) -> dict:
+    raw = copy.deepcopy(raw)
+    *parents, key = path.split(".")
+    node = raw
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    node[key] = value
+    return raw
+
+
+# --- 2. output paths -------------------------------------------------------------------------
+
+
+def test_run_out_that_is_a_file(good, tmp_path, capsys):
+    config = write_yaml(tmp_path / "ok.yaml", good)
+    out = tmp_path / "taken"
+    out.write_text("mine")
+    line = one_error(["run", str(config), "--out", str(out)], capsys)
+    assert line == f"--out: {out} is a file, not a folder"
+    assert out.read_text() == "mine"
+
+
+def test_run_out_under_a_file(good, tmp_path, capsys):
+    config = write_yaml(tmp_path / "ok.yaml", good)
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "sweeps" / "one"
+    line = one_error(["run", str(config), "--out", str(out)], capsys)
+    assert line == f"--out: cannot create {out}: {tmp_path / 'file'} is a file"
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_out_is_checked_before_the_model_or_data_load(good, tmp_path, capsys):
+    # Model and data that do not exist: the path error comes first, so nothing was loaded.
+    raw = edit(edit(good, "model.name", "/nonexistent/model"), "data.source", "/nonexistent/d")
+    config = write_yaml(tmp_path / "ok.yaml", raw)
+    (tmp_path / "file").write_text("x")
+    for extra in ([], ["--dry-run"]):
+        line = one_error(["run", str(config), "--out", str(tmp_path / "file"), *extra], capsys)
+        assert line.startswith("--out: ")
+
+
+def test_demo_out_that_is_a_file(tmp_path, capsys):
+    out = tmp_path / "demo"
+    out.write_text("x")
+    assert one_error(["demo", "--out", str(out)], capsys) == f"--out: {out} is a file, not a folder"
+
+
+@pytest.fixture
+def sweep_folder(tmp_path) -> Path:
+    from lorasweep.store.store import write_json
+
+    write_json(tmp_path / "sweep" / "plan.json", PLAN)
+    return tmp_path / "sweep"
+
+
+def test_export_out_under_a_file_or_a_folder(sweep_folder, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    under = tmp_path / "file" / "runs.csv"
+    line = one_error(["export", str(sweep_folder), "--out", str(under)], capsys)
+    assert line == f"--out: cannot create {under}: {tmp_path / 'file'} is a file"
+    line = one_error(["export", str(sweep_folder), "--out", str(tmp_path)], capsys)
+    assert line == f"--out: {tmp_path} is a folder, not a file"
+    assert sorted(p.name for p in sweep_folder.iterdir()) == ["plan.json"]
+
+
+def test_score_into_an_unwritable_sweep(sweep_folder, tmp_path, capsys, monkeypatch):
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text('{"prediction": "a b", "reference": "a b c"}\n')
+
+    def refuse(dir):
+        raise PermissionError(13, "Permission denied")
+
+    # Root writes anywhere, so the write probe is what says no here, as a read-only mount would.
+    monkeypatch.setattr(lorasweep.paths, "tempfile", types.SimpleNamespace(TemporaryFile=refuse))
+    line = one_error(["score", str(predictions), "--into", str(sweep_folder)], capsys)
+    assert line == f"--into: cannot write in {sweep_folder} (Permission denied)"
+    assert sorted(p.name for p in sweep_folder.iterdir()) == ["plan.json"]
+
+
+@pytest.mark.skipif(AS_ROOT, reason="root may write in a read-only (mode 0500) folder")
+def test_out_in_a_read_only_folder(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        with pytest.raises(UserError, match="permission denied"):
+            check_output_dir(locked / "out", "--out")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_writable_paths_pass_and_leave_nothing(tmp_path):
+    check_output_dir(tmp_path / "new" / "deeper", "--out")  # created later, by the run
+    check_output_dir(tmp_path, "--out")  # an existing folder (a sweep being resumed)
+    assert list(tmp_path.iterdir()) == []

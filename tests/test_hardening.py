@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -12,7 +14,8 @@ import pytest
 
 import lorasweep.paths
 from lorasweep.cli.main import main
-from lorasweep.errors import UserError
+from lorasweep.config.load import MAX_VALUES, load_sweep
+from lorasweep.errors import ConfigError, UserError
 from lorasweep.paths import check_output_dir
 from tests.conftest import sweep_dict, write_yaml
 from tests.test_export import PLAN
@@ -142,3 +145,75 @@ def test_writable_paths_pass_and_leave_nothing(tmp_path):
     check_output_dir(tmp_path / "new" / "deeper", "--out")  # created later, by the run
     check_output_dir(tmp_path, "--out")  # an existing folder (a sweep being resumed)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- 4. YAML that expands without bound, duplicate keys, booleans as numbers --------------------
+
+
+def billion_laughs() -> str:
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 10)}]")
+    return "\n".join(lines) + "\nmodel: {name: *i}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (billion_laughs(), f"aliases expand to more than {MAX_VALUES:,} values"),
+        (
+            "model: {name: x}\nbaseline: {lora: {r: 1" + "0" * 5000 + "}}\n",
+            "baseline.lora.r: an integer of 5,001 digits",
+        ),
+    ],
+    ids=["billion-laughs", "huge-integer"],
+)
+def test_documents_that_would_hang_or_crash_the_loader(tmp_path, text, expected):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    # A subprocess with a timeout: a regression hangs this test, not the whole suite.
+    done = subprocess.run(
+        [sys.executable, "-m", "lorasweep.cli.main", "run", str(config), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"lorasweep: error: {config}: ") and expected in line
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "model: {name: m}\nbaseline:\n  lora:\n    r: 4\n    alpha: 8\n    r: 16\n",
+            "baseline.lora.r: given twice (lines 4 and 6)",
+        ),
+        ("name: a\nmodel: {name: m}\nname: b\n", "name: given twice (lines 1 and 3)"),
+        ("x: &x [*x]\n", "x[0]: an alias refers to a value that contains it"),
+        ("x: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ],
+    ids=["duplicate-nested", "duplicate-top", "recursive-alias", "deep"],
+)
+def test_yaml_a_config_never_needs(tmp_path, capsys, text, expected):
+    line = rejected(text, tmp_path, capsys)
+    assert line.startswith(str(tmp_path / "bad.yaml")) and expected in line
+
+
+def test_merge_keys_still_override(tmp_path):
+    config = tmp_path / "merge.yaml"
+    config.write_text(
+        "defaults: &lora {r: 4, alpha: 8}\n"
+        "model: {name: m}\ndata: {source: d}\n"
+        "baseline:\n  lora:\n    <<: *lora\n    r: 16\n  training: {max_steps: 2}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_sweep(config)
+    # Only the unknown top-level key: `r: 16` overriding the merged `r: 4` is no duplicate.
+    assert caught.value.problems == [f"{config}: defaults: unknown key"]
+
+
+def test_a_file_too_large_to_be_a_config(tmp_path, capsys):
+    text = "model: {name: m}\n" + "#" * (1 << 20) + "\n"
+    assert "bytes; a sweep config is at most 1,048,576" in rejected(text, tmp_path, capsys)

@@ -217,3 +217,66 @@ def test_merge_keys_still_override(tmp_path):
 def test_a_file_too_large_to_be_a_config(tmp_path, capsys):
     text = "model: {name: m}\n" + "#" * (1 << 20) + "\n"
     assert "bytes; a sweep config is at most 1,048,576" in rejected(text, tmp_path, capsys)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "baseline.lora.r",
+        "baseline.lora.alpha",
+        "baseline.lora.dropout",
+        "baseline.training.learning_rate",
+        "baseline.training.max_steps",
+        "baseline.training.batch_size",
+        "baseline.training.seed",
+        "evaluation.size",
+        "generation.max_new_tokens",
+        "data.train_size",
+    ],
+)
+def test_booleans_are_not_numbers(good, tmp_path, capsys, path):
+    line = rejected(edit(good, path, True), tmp_path, capsys)
+    assert line.endswith(f"{path}: must be a number, not true or false (got True)")
+
+
+def test_booleans_are_not_numbers_in_experiment_values(good, tmp_path, capsys):
+    raw = edit(good, "experiments", [{"name": "r", "factor": "lora.r", "values": [4, True]}])
+    line = rejected(raw, tmp_path, capsys)
+    assert line.endswith(
+        "experiments[0].values[1] (lora.r): must be a number, not true or false (got True)"
+    )
+
+
+def test_numbers_written_as_strings_are_still_numbers(good, tmp_path, capsys):
+    raw = edit(good, "baseline.training.learning_rate", "2e-4")
+    config = write_yaml(tmp_path / "ok.yaml", edit(raw, "baseline.lora.r", "8"))
+    assert main(["run", str(config), "--dry-run", "--out", str(tmp_path / "out")]) == 0
+
+
+# --- 5. upper bounds, checked before anything runs ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("generation.max_new_tokens", 1e12, "must be less than or equal to 1048576"),
+        ("generation.batch_size", 10**6, "must be less than or equal to 65536"),
+        ("baseline.training.learning_rate", 5, "must be less than or equal to 1"),
+        ("baseline.training.max_steps", 10**12, "must be less than or equal to 10000000"),
+        ("baseline.training.epochs", 1e6, "must be less than or equal to 10000"),
+        ("baseline.training.warmup_steps", 10**12, "must be less than or equal to 10000000"),
+        ("baseline.training.weight_decay", 100, "must be less than or equal to 10"),
+        ("baseline.training.max_grad_norm", 1e9, "must be less than or equal to 1000000"),
+        ("baseline.training.seed", 2**40, "must be less than or equal to 4294967295"),
+        ("baseline.lora.alpha", 1e9, "must be less than or equal to 1000000"),
+        ("baseline.lora.alpha", "5000r", "must be at most 1000r"),
+        ("evaluation.size", 10**9, "must be less than or equal to 100000000"),
+        ("data.train_size", 10**9, "must be less than or equal to 100000000"),
+        ("execution", {"checkpoint_every": 10**12}, "must be less than or equal to 10000000"),
+        ("seeds", [1, 2**40], "must be less than or equal to 4294967295"),
+    ],
+)
+def test_numbers_have_upper_bounds(good, tmp_path, capsys, path, value, expected):
+    line = rejected(edit(good, path, value), tmp_path, capsys)
+    field = {"execution": "execution.checkpoint_every", "seeds": "seeds[1]"}.get(path, path)
+    assert line.startswith(f"{tmp_path / 'bad.yaml'}: {field}: {expected}")

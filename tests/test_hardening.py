@@ -15,6 +15,9 @@ import pytest
 import lorasweep.paths
 from lorasweep.cli.main import main
 from lorasweep.config.load import MAX_VALUES, load_sweep
+from lorasweep.config.schema import PromptConfig
+from lorasweep.data.prompts import check_template
+from lorasweep.data.sources import Example
 from lorasweep.errors import ConfigError, UserError
 from lorasweep.paths import check_output_dir
 from tests.conftest import sweep_dict, write_yaml
@@ -251,6 +254,60 @@ def test_numbers_written_as_strings_are_still_numbers(good, tmp_path, capsys):
     raw = edit(good, "baseline.training.learning_rate", "2e-4")
     config = write_yaml(tmp_path / "ok.yaml", edit(raw, "baseline.lora.r", "8"))
     assert main(["run", str(config), "--dry-run", "--out", str(tmp_path / "out")]) == 0
+
+
+# --- 3. prompt templates ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{} {input}", "positional placeholder {}"),
+        ("{0}", "positional placeholder {0}"),
+        ("{input.text}", "placeholder {input.text} reads an attribute or index"),
+        ("{input[0]}", "placeholder {input[0]} reads an attribute or index"),
+        ("{input:>40}", "placeholder {input} has a format spec"),
+        ("{input!r}", "placeholder {input} has a format spec (:...) or conversion (!...)"),
+        ("Summarize {input", "unbalanced braces (expected '}' before end of string)"),
+        ("{input} -> {summary}}", "unbalanced braces (single '}' encountered"),
+        ("{instruction}", "never shows the model its input; put {input} (or {dialogue})"),
+        ("{instruction} {{input}}", "never shows the model its input"),
+        ("{dialog}", "unknown placeholder {dialog}"),
+    ],
+)
+def test_templates_that_cannot_be_filled(good, tmp_path, capsys, template, expected):
+    for dry_run in ([], ["--dry-run"]):
+        config = write_yaml(tmp_path / "bad.yaml", edit(good, "prompt.template", template))
+        argv = ["run", str(config), "--out", str(tmp_path / "out"), *dry_run]
+        line = one_error(argv, capsys)
+        assert line.startswith(f"{config}: prompt.template: ") and expected in line
+        assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_fills_the_template_with_a_real_example(good, tmp_path, capsys):
+    raw = edit(good, "prompt.template", "{instruction}\n{dialogue}\nSummary:")
+    config = write_yaml(tmp_path / "ok.yaml", raw)
+    assert main(["run", str(config), "--dry-run", "--out", str(tmp_path / "out")]) == 0
+    assert "the prompt filled with a 'validation' example" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        (
+            "{}",
+            "prompt.template: cannot be filled with example 'e1': IndexError: Replacement index 0 out of range for positional args tuple",
+        ),
+        ("{input[0]}", "prompt.template: the prompt of example 'e1' does not contain its input"),
+    ],
+)
+def test_filling_once_catches_what_validation_would_miss(template, expected):
+    # model_construct skips the config's checks: this is the backstop on real data.
+    prompt = PromptConfig.model_construct(instruction="", template=template, chat_template="auto")
+    with pytest.raises(UserError) as caught:
+        check_template(prompt, "dialogue", Example("e1", "Ann: hi", "Ann greets."))
+    assert caught.value.problems == [expected]
 
 
 # --- 5. upper bounds, checked before anything runs ---------------------------------------------

@@ -89,6 +89,7 @@ def _run_sweep(
 ) -> int:
     from lorasweep.config.plan import build_plan
     from lorasweep.executors.local import run_sweep, target_fields
+    from lorasweep.preflight import check_data
     from lorasweep.report.markdown import write_report
     from lorasweep.store.store import RunStore
     from lorasweep.tracking.factory import build_trackers
@@ -97,6 +98,7 @@ def _run_sweep(
     check_output_dir(out, "--out")
     plan = build_plan(sweep)
     _print_plan(plan, console)
+    check_data(sweep, console, dry_run)
     if dry_run:
         modules = skeleton_module_names(sweep.model)
         if modules is None:

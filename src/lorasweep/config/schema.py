@@ -117,6 +117,37 @@ class PromptConfig(Section):
             return value
         raise ValueError("must be auto, true or false")
 
+    @field_validator("template")
+    @classmethod
+    def _fillable(cls, value: str) -> str:
+        """Only named placeholders: the template is filled with ``str.format(**values)``, so
+        anything else would pass here and raise on the first example."""
+        try:
+            fields = list(string.Formatter().parse(value))
+        except ValueError as err:  # "Single '}' encountered in format string", ...
+            problem = str(err)[:1].lower() + str(err)[1:]
+            raise ValueError(
+                f"unbalanced braces ({problem}); write {{{{ or }}}} for a literal brace"
+            ) from None
+        for _, name, spec, conversion in fields:
+            if name is None:
+                continue
+            if name == "" or name.isdigit():
+                raise ValueError(
+                    f"positional placeholder {{{name}}}; name it: {{instruction}} or {{input}}"
+                )
+            if "." in name or "[" in name:
+                raise ValueError(
+                    f"placeholder {{{name}}} reads an attribute or index of a value; "
+                    "use {instruction} and {input} as they are"
+                )
+            if spec or conversion:
+                raise ValueError(
+                    f"placeholder {{{name}}} has a format spec (:...) or conversion (!...); "
+                    f"write {{{name}}} alone"
+                )
+        return value
+
     def placeholders(self) -> set[str]:
         return {name for _, name, _, _ in string.Formatter().parse(self.template) if name}
 
@@ -322,12 +353,17 @@ class SweepConfig(Section):
 
     @model_validator(mode="after")
     def _prompt_fits_data(self) -> SweepConfig:
-        allowed = {"instruction", "input", self.data.input_column}
-        unknown = sorted(self.prompt.placeholders() - allowed)
+        inputs = {"input", self.data.input_column}
+        unknown = sorted(self.prompt.placeholders() - inputs - {"instruction"})
         if unknown:
             raise ValueError(
                 f"prompt.template: unknown placeholder {{{unknown[0]}}}; "
                 f"use {{instruction}} and {{{self.data.input_column}}} (or {{input}})"
+            )
+        if not self.prompt.placeholders() & inputs:
+            raise ValueError(
+                "prompt.template: never shows the model its input; put {input} (or "
+                f"{{{self.data.input_column}}}) where the example goes"
             )
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: each seed once, got {self.seeds}")

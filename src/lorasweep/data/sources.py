@@ -14,7 +14,7 @@ from pathlib import Path
 
 import datasets
 
-from lorasweep.config.schema import DataConfig, EvaluationConfig, TestSplitConfig
+from lorasweep.config.schema import BUILTIN_PREFIX, DataConfig, EvaluationConfig, TestSplitConfig
 from lorasweep.errors import UserError
 
 LOCAL_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
@@ -99,7 +99,7 @@ def load_split(source: str, name: str, field: str = "data.source") -> datasets.D
     A local directory holds one file per split (``train.csv``, ``validation.jsonl``, ...); a
     single local file is one split named after its stem; anything else is a hub dataset id.
     """
-    if source.startswith("builtin:"):
+    if source.startswith(BUILTIN_PREFIX):
         if source != BUILTIN_DATA:
             raise UserError(f"data.source: unknown built-in data {source!r}; use {BUILTIN_DATA}")
         from lorasweep.builtin.corpus import builtin_splits
@@ -107,13 +107,13 @@ def load_split(source: str, name: str, field: str = "data.source") -> datasets.D
         splits = builtin_splits()
         _require(name in splits, field, name, source, splits)
         return datasets.Dataset.from_list(splits[name])
-    path = Path(source).expanduser()
-    if path.exists():
+    if not is_hub_source(source):
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise UserError(f"data.source: no such file or directory: {source}")
         files = _split_files(path)
         _require(name in files, field, name, source, files)
         return _read_file(files[name])
-    if source.startswith((".", "/", "~")) or Path(source).suffix in LOCAL_FORMATS:
-        raise UserError(f"data.source: no such file or directory: {source}")
     try:
         return datasets.load_dataset(source, split=name)
     except Exception as err:  # offline, unknown id, gated, unknown split: the user's to resolve
@@ -121,6 +121,13 @@ def load_split(source: str, name: str, field: str = "data.source") -> datasets.D
         raise UserError(
             f"data.source: cannot load split {name!r} of {source!r}: {reason}"
         ) from None
+
+
+def is_hub_source(source: str) -> bool:
+    """A hub dataset id, not the built-in corpus or a local path (existing or path-like)."""
+    if source.startswith(BUILTIN_PREFIX) or Path(source).expanduser().exists():
+        return False
+    return not (source.startswith((".", "/", "~")) or Path(source).suffix in LOCAL_FORMATS)
 
 
 def _require(ok: bool, field: str, name: str, source: str, splits: dict) -> None:

@@ -337,3 +337,26 @@ def test_numbers_have_upper_bounds(good, tmp_path, capsys, path, value, expected
     line = rejected(edit(good, path, value), tmp_path, capsys)
     field = {"execution": "execution.checkpoint_every", "seeds": "seeds[1]"}.get(path, path)
     assert line.startswith(f"{tmp_path / 'bad.yaml'}: {field}: {expected}")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        ("baseline.training.max_length", 1024, "baseline.training.max_length: 1024"),
+        ("generation.max_new_tokens", 600, "generation.max_new_tokens: 600"),
+        (
+            "experiments",
+            [{"name": "len", "factor": "training.max_length", "values": [128, 4096]}],
+            "experiments[0].values[1] (training.max_length): 4096",
+        ),
+    ],
+)
+def test_token_counts_fit_the_models_context(
+    good, micro_model, tmp_path, capsys, path, value, field
+):
+    # Data that does not exist: the model's limits are checked first, from its config alone.
+    raw = edit(edit(good, path, value), "data.source", "/nonexistent/data")
+    expected = f"{field} is more than {micro_model}'s context length (512 tokens)"
+    assert rejected(raw, tmp_path, capsys) == expected
+    argv = ["run", str(tmp_path / "bad.yaml"), "--dry-run", "--out", str(tmp_path / "out")]
+    assert one_error(argv, capsys) == expected

@@ -88,27 +88,18 @@ def _run_sweep(
     sweep, out: Path, console: Console, dry_run: bool, retry_failed: bool, wait: bool = False
 ) -> int:
     from lorasweep.config.plan import build_plan
-    from lorasweep.executors.local import run_sweep, target_fields
-    from lorasweep.preflight import check_data
+    from lorasweep.executors.local import run_sweep
+    from lorasweep.preflight import check_data, check_model
     from lorasweep.report.markdown import write_report
     from lorasweep.store.store import RunStore
     from lorasweep.tracking.factory import build_trackers
-    from lorasweep.training.model import check_targets, skeleton_module_names
 
     check_output_dir(out, "--out")
     plan = build_plan(sweep)
     _print_plan(plan, console)
+    check_model(plan, console, dry_run)
     check_data(sweep, console, dry_run)
     if dry_run:
-        modules = skeleton_module_names(sweep.model)
-        if modules is None:
-            console.print(
-                f"Could not reach model {sweep.model.name!r} to check target module names "
-                "(offline?); they are checked when the run starts."
-            )
-        else:
-            check_targets(target_fields(plan), modules)
-            console.print(f"Target modules checked against {sweep.model.name}'s architecture.")
         console.print("Dry run: nothing was trained or written.")
         return 0
     store = RunStore(out)

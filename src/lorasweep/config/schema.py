@@ -52,7 +52,8 @@ SafeName = Annotated[str, AfterValidator(_safe_name)]  # becomes a file or folde
 Number = BeforeValidator(_not_bool)  # on every numeric field
 
 # Upper bounds, generous but finite, so a typo (an extra 000, 1e12) is refused before anything
-# runs instead of failing while allocating, after training.
+# runs instead of failing while allocating, after training. Token counts are also checked
+# against the model's context length once its config is read (preflight.check_model).
 MAX_STEPS = 10_000_000  # optimizer steps (and warmup, checkpoint interval)
 MAX_ROWS = 100_000_000  # examples in a split
 MAX_BATCH = 65_536  # examples per batch
@@ -210,7 +211,8 @@ class TrainingConfig(Section):
     epochs: Annotated[float, Number, Field(gt=0, le=10_000)] | None = None
     batch_size: Annotated[int, Number, Field(gt=0, le=MAX_BATCH)] = 4
     gradient_accumulation_steps: Annotated[int, Number, Field(gt=0, le=MAX_BATCH)] = 1
-    # Prompt + target tokens; longer examples are cut at the end (README).
+    # Prompt + target tokens; longer examples are cut at the end (README). At most the model's
+    # context length (preflight.check_model).
     max_length: Annotated[int, Number, Field(gt=0, le=MAX_TOKENS)] = 512
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
     warmup_steps: Annotated[int, Number, Field(ge=0, le=MAX_STEPS)] = 0
@@ -251,6 +253,7 @@ class GenerationConfig(Section):
 
     # auto: 1.5 x the 99th percentile of the training references' token lengths + 4: room for
     # any normal summary, without decoding far past the references; a number sets it directly.
+    # At most the model's context length (preflight.check_model).
     max_new_tokens: Annotated[int, Number, Field(gt=0, le=MAX_TOKENS)] | Literal["auto"] = "auto"
     batch_size: Annotated[int, Number, Field(gt=0, le=MAX_BATCH)] = 16
 

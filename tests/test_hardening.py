@@ -4,6 +4,7 @@ before anything is loaded or written, and never a traceback."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -360,3 +361,122 @@ def test_token_counts_fit_the_models_context(
     assert rejected(raw, tmp_path, capsys) == expected
     argv = ["run", str(tmp_path / "bad.yaml"), "--dry-run", "--out", str(tmp_path / "out")]
     assert one_error(argv, capsys) == expected
+
+
+# --- 6. data read wrongly without a word -------------------------------------------------------
+
+
+def data_with(tmp_path: Path, dialogue_dir: Path, **files: str) -> str:
+    """A data folder: the fixture's splits, with some replaced (``train_csv="..."``)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    replaced = {name.rsplit("_", 1)[0] for name in files}
+    for split in dialogue_dir.iterdir():
+        if split.stem not in replaced:
+            (folder / split.name).write_text(split.read_text())
+    for name, text in files.items():
+        (folder / name.replace("_", ".")).write_text(text)
+    return str(folder)
+
+
+def csv_rows(n: int) -> list[str]:
+    return [f'"A: meet at {i}?\nB: ok",A and B meet at {i}.' for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("row", "broken", "expected"),
+    [
+        (5, '"A: hi" there,A greets.', "line 12: malformed CSV (',' expected after '\"')"),
+        (39, '"A: hi,A greets.', "line 80: malformed CSV (unexpected end of data)"),
+        (5, "A: hi, B: yo,A greets.", "line 12: 3 fields where the header has 2"),
+    ],
+    ids=["text-after-quote", "unclosed-quote", "unquoted-comma"],
+)
+def test_broken_csv_names_file_and_line(
+    good, dialogue_dir, tmp_path, capsys, row, broken, expected
+):
+    rows = csv_rows(40)  # a header line, then two lines per row
+    rows[row] = broken
+    source = data_with(
+        tmp_path, dialogue_dir, train_csv="dialogue,summary\n" + "\n".join(rows) + "\n"
+    )
+    line = rejected(edit(good, "data.source", source), tmp_path, capsys)
+    assert line.startswith(f"data.source: {source}/train.csv {expected}")
+
+
+def test_well_formed_csv_keeps_its_rows(dialogue_dir, tmp_path):
+    from lorasweep.config.schema import DataConfig
+    from lorasweep.data.sources import load_train
+
+    source = data_with(
+        tmp_path, dialogue_dir, train_csv="dialogue,summary\n" + "\n".join(csv_rows(40)) + "\n\n"
+    )
+    assert len(load_train(DataConfig(source=source))) == 40
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {"train_jsonl": '{"dialogue": "A: hi", "summary": 5}\n' * 3},
+            "data.target_column: column 'summary' of split 'train' holds numbers, not text",
+        ),
+        (
+            {"train_csv": "dialogue,summary\n" + "A: hi,12\n" * 3},
+            "data.target_column: column 'summary' of split 'train' holds numbers, not text",
+        ),
+        (
+            {"train_jsonl": '{"dialogue": 7, "summary": "x"}\n' * 3},
+            "data.input_column: column 'dialogue' of split 'train' holds numbers, not text",
+        ),
+        (
+            {"train_jsonl": '{"dialogue": ["A: hi"], "summary": "x"}\n' * 3},
+            "data.input_column: column 'dialogue' of split 'train' holds List values, not text",
+        ),
+    ],
+    ids=["jsonl-numbers", "csv-numbers", "numeric-inputs", "list-inputs"],
+)
+def test_columns_that_are_not_text(good, dialogue_dir, tmp_path, capsys, files, expected):
+    source = data_with(tmp_path, dialogue_dir, **files)
+    assert rejected(edit(good, "data.source", source), tmp_path, capsys).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("summaries", "refused"),
+    [(["" for _ in range(12)], True), ([[""]] * 12, True), ([f"s{i}" for i in range(12)], False)],
+    ids=["all-empty", "empty-lists", "none-empty"],
+)
+def test_empty_references(good, dialogue_dir, tmp_path, capsys, summaries, refused):
+    rows = "".join(
+        json.dumps({"id": f"v{i}", "dialogue": f"A: hi {i}", "summary": s}) + "\n"
+        for i, s in enumerate(summaries)
+    )
+    raw = edit(good, "data.source", data_with(tmp_path, dialogue_dir, validation_jsonl=rows))
+    if refused:
+        line = rejected(raw, tmp_path, capsys)
+        assert line.startswith("evaluation.split: 8 of the 8 references drawn from 'validation'")
+    else:
+        config = write_yaml(tmp_path / "ok.yaml", raw)
+        assert main(["run", str(config), "--dry-run", "--out", str(tmp_path / "out")]) == 0
+
+
+def test_a_few_empty_references_are_tolerated(dialogue_dir, tmp_path):
+    from lorasweep.config.schema import DataConfig, EvaluationConfig
+    from lorasweep.data.sources import load_eval
+
+    def source(empty: int) -> DataConfig:
+        rows = "".join(
+            json.dumps(
+                {"id": f"v{i}", "dialogue": f"A: hi {i}", "summary": "" if i < empty else "s"}
+            )
+            + "\n"
+            for i in range(20)
+        )
+        (tmp_path / str(empty)).mkdir()
+        return DataConfig(
+            source=data_with(tmp_path / str(empty), dialogue_dir, validation_jsonl=rows)
+        )
+
+    assert len(load_eval(source(1), EvaluationConfig(size=20))) == 20  # 1 in 20: the 5% limit
+    with pytest.raises(UserError, match="^evaluation.split: 2 of the 20 references"):
+        load_eval(source(2), EvaluationConfig(size=20))

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from lorasweep.errors import UserError
 from lorasweep.metrics.rouge import ROUGE_KEYS
+from lorasweep.paths import check_output_file
 from lorasweep.store.records import Status, UnitKind
 from lorasweep.store.store import RunStore, write_text
 
@@ -109,11 +110,12 @@ def export_runs(sweep_dir: Path, fmt: Format = "csv", out: Path | None = None) -
         out: The file to write; default ``<sweep_dir>/runs.<fmt>``.
 
     Raises:
-        UserError: ``sweep_dir`` is not a sweep folder.
+        UserError: ``sweep_dir`` is not a sweep folder, or the file cannot be written there.
     """
     if not (Path(sweep_dir) / "plan.json").is_file():
         raise UserError(f"sweep_dir: {sweep_dir} is not a sweep folder (no plan.json)")
-    rows = run_table(RunStore(sweep_dir))
     path = Path(out) if out is not None else Path(sweep_dir) / f"runs.{fmt}"
+    check_output_file(path, "--out" if out is not None else "sweep_dir")
+    rows = run_table(RunStore(sweep_dir))
     write_text(path, to_csv(rows) if fmt == "csv" else to_json(rows))
     return path

@@ -18,6 +18,7 @@ from rich.console import Console
 from lorasweep import __version__
 from lorasweep.cli import export, score
 from lorasweep.errors import UserError
+from lorasweep.paths import check_output_dir
 
 EXIT_FAILED_RUNS, EXIT_USER_ERROR = 1, 2
 
@@ -102,26 +103,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 def _run_sweep(
     sweep, out: Path, console: Console, dry_run: bool, retry_failed: bool, wait: bool = False
 ) -> int:
-    from lorasweep.config.plan import build_plan, target_fields
+    from lorasweep.config.plan import build_plan
     from lorasweep.executors.base import build_executor
     from lorasweep.executors.driver import run_sweep
+    from lorasweep.preflight import check_data, check_model
     from lorasweep.report.markdown import write_report
     from lorasweep.store.store import RunStore
     from lorasweep.tracking.factory import build_trackers
-    from lorasweep.training.model import check_targets, skeleton_module_names
 
+    check_output_dir(out, "--out")
     plan = build_plan(sweep)
     _print_plan(plan, console)
+    check_model(plan, console, dry_run)
+    check_data(sweep, console, dry_run)
     if dry_run:
-        modules = skeleton_module_names(sweep.model)
-        if modules is None:
-            console.print(
-                f"Could not reach model {sweep.model.name!r} to check target module names "
-                "(offline?); they are checked when the run starts."
-            )
-        else:
-            check_targets(target_fields(plan), modules)
-            console.print(f"Target modules checked against {sweep.model.name}'s architecture.")
         console.print("Dry run: nothing was trained or written.")
         return 0
     store = RunStore(out)

@@ -23,6 +23,7 @@ from lorasweep.external import (
     score_file,
 )
 from lorasweep.metrics.rouge import NAMES, ROUGE_KEYS
+from lorasweep.paths import check_output_dir
 from lorasweep.report.recommend import verdict_words
 from lorasweep.stats.bootstrap import CONFIDENCE, RESAMPLES
 from lorasweep.stats.pairing import pair_examples
@@ -132,6 +133,7 @@ def _comparison(baseline: ScoredFile, scored: list[ScoredFile]) -> Table:
 def _sweep(path: Path) -> RunStore:
     if not (path / "plan.json").is_file():
         raise UserError(f"--into: {path} is not a sweep folder (no plan.json)")
+    check_output_dir(path, "--into")
     return RunStore(path)
 
 

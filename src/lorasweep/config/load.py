@@ -14,9 +14,18 @@ from pydantic import BaseModel, ValidationError
 from lorasweep.config.schema import BaselineConfig, Section, SweepConfig
 from lorasweep.errors import ConfigError
 
-# Pydantic names the branch of a union in an error's location ("constrained-int", "literal['all']").
-_UNION_BRANCH = re.compile(r"^(int|float|str|bool|constrained-\w+|literal\[.*\]|list\[.*\])$")
+# Pydantic names the branch of a union in an error's location ("constrained-int", "literal['all']",
+# "function-after[...]" for a branch with validators).
+_UNION_BRANCH = re.compile(
+    r"^(int|float|str|bool|constrained-\w+|literal\[.*\]|list\[.*\]|function-\w+\[.*\])$"
+)
 _TYPE_MISMATCH = ("_type", "literal_error")
+
+# What a sweep config never needs; each bound stops a document that would hang or crash the
+# loader. A real config is a few KB, a few hundred values and integers of a few digits.
+MAX_BYTES = 1 << 20
+MAX_VALUES = 100_000  # values with aliases expanded
+MAX_DIGITS = 100  # an integer literal's length (Python refuses to read more than 4,300)
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -40,12 +49,19 @@ def read_yaml(path: Path) -> dict[str, Any]:
     """The file's top-level mapping, or a ``ConfigError`` saying why it cannot be one."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise ConfigError(f"{path}: {size:,} bytes; a sweep config is at most {MAX_BYTES:,}")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
     try:
-        raw = yaml.safe_load(text)  # safe_load: a config never constructs Python objects
+        raw = yaml.load(text, Loader=_SweepLoader)  # safe: a config never constructs objects
+    except _Refused as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
@@ -56,6 +72,76 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     return raw
+
+
+class _Refused(Exception):
+    """A document that is valid YAML but no sweep config: ``field: problem (line N)``."""
+
+
+class _SweepLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing what a config never needs before anything is built.
+
+    Aliases are shared, not copied, while loading, but validation and error messages walk them
+    in full: a few lines of nested aliases ("billion laughs") would hang and take gigabytes.
+    """
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        _check_node(node, "", {}, set())
+        return node
+
+
+_MERGE = "tag:yaml.org,2002:merge"  # ``<<: *defaults`` overrides on purpose: not a duplicate
+_INT = "tag:yaml.org,2002:int"
+
+
+def _check_node(node: yaml.Node, where: str, sizes: dict[int, int], open_: set[int]) -> int:
+    """The number of values ``node`` holds with its aliases expanded (each node counted once
+    however often it is shared, so the walk itself stays linear in the file)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    line = node.start_mark.line + 1
+    name = where or "the document"
+    if id(node) in open_:
+        raise _Refused(f"{name}: an alias refers to a value that contains it (line {line})")
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _INT and len(node.value) > MAX_DIGITS:
+            raise _Refused(
+                f"{name}: an integer of {len(node.value):,} digits (line {line}); "
+                f"at most {MAX_DIGITS}"
+            )
+        sizes[id(node)] = 1
+        return 1
+    open_.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        children = [(f"{where}[{i}]", child) for i, child in enumerate(node.value)]
+    else:
+        children = _mapping_children(node, where)
+    size = 1
+    for child_where, child in children:
+        size += _check_node(child, child_where, sizes, open_)
+        if size > MAX_VALUES:
+            raise _Refused(f"{name}: aliases expand to more than {MAX_VALUES:,} values")
+    open_.discard(id(node))
+    sizes[id(node)] = size
+    return size
+
+
+def _mapping_children(node: yaml.MappingNode, where: str) -> list[tuple[str, yaml.Node]]:
+    """A mapping's keys and values with their dotted names; a key given twice is refused."""
+    children, first_line = [], {}
+    for key, value in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE:
+            name = f"{where}.{key.value}".lstrip(".")
+            line = key.start_mark.line + 1
+            if (key.tag, key.value) in first_line:
+                first = first_line[(key.tag, key.value)]
+                raise _Refused(f"{name}: given twice (lines {first} and {line})")
+            first_line[(key.tag, key.value)] = line
+        else:
+            name = f"{where}.<key>".lstrip(".")
+        children += [(name, key), (name, value)]
+    return children
 
 
 def validate_sweep(raw: dict[str, Any], source: str = "config") -> SweepConfig:

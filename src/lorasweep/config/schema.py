@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -40,16 +41,34 @@ def _safe_name(value: str) -> str:
     return value
 
 
+def _not_bool(value: Any) -> Any:
+    # Pydantic's lax mode reads true as 1: ``r: true`` would silently train with r=1.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
 SafeName = Annotated[str, AfterValidator(_safe_name)]  # becomes a file or folder name
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
+Number = BeforeValidator(_not_bool)  # on every numeric field
+
+# Upper bounds, generous but finite, so a typo (an extra 000, 1e12) is refused before anything
+# runs instead of failing while allocating, after training. Token counts are also checked
+# against the model's context length once its config is read (preflight.check_model).
+MAX_STEPS = 10_000_000  # optimizer steps (and warmup, checkpoint interval)
+MAX_ROWS = 100_000_000  # examples in a split
+MAX_BATCH = 65_536  # examples per batch
+MAX_TOKENS = 1_048_576  # tokens in one sequence
+MAX_SEED = 2**32 - 1  # numpy's seed range (training seeds numpy too)
+Seed = Annotated[int, Number, Field(ge=0, le=MAX_SEED)]
+Points = Annotated[float, Number, Field(ge=0, le=100)]  # a ROUGE score x100
 
 
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors.
 
     Numbers written as strings are accepted (PyYAML reads ``2e-4`` as a string; ``2.0e-4`` is a
-    float), but a fractional value for an integer field is an error.
+    float), but a fractional value for an integer field is an error, and so is ``true`` or
+    ``false`` for any number (annotate numeric fields with ``Number``).
     """
 
     model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
@@ -75,7 +94,8 @@ class DataConfig(Section):
     input_column: str = "dialogue"
     target_column: str = "summary"
     train_split: str = "train"
-    train_size: PositiveInt | Literal["all"] = "all"  # first N training rows, in file order
+    # The first N training rows, in file order; more than the split has means all of them.
+    train_size: Annotated[int, Number, Field(gt=0, le=MAX_ROWS)] | Literal["all"] = "all"
 
     @property
     def is_builtin(self) -> bool:
@@ -98,6 +118,37 @@ class PromptConfig(Section):
             return value
         raise ValueError("must be auto, true or false")
 
+    @field_validator("template")
+    @classmethod
+    def _fillable(cls, value: str) -> str:
+        """Only named placeholders: the template is filled with ``str.format(**values)``, so
+        anything else would pass here and raise on the first example."""
+        try:
+            fields = list(string.Formatter().parse(value))
+        except ValueError as err:  # "Single '}' encountered in format string", ...
+            problem = str(err)[:1].lower() + str(err)[1:]
+            raise ValueError(
+                f"unbalanced braces ({problem}); write {{{{ or }}}} for a literal brace"
+            ) from None
+        for _, name, spec, conversion in fields:
+            if name is None:
+                continue
+            if name == "" or name.isdigit():
+                raise ValueError(
+                    f"positional placeholder {{{name}}}; name it: {{instruction}} or {{input}}"
+                )
+            if "." in name or "[" in name:
+                raise ValueError(
+                    f"placeholder {{{name}}} reads an attribute or index of a value; "
+                    "use {instruction} and {input} as they are"
+                )
+            if spec or conversion:
+                raise ValueError(
+                    f"placeholder {{{name}}} has a format spec (:...) or conversion (!...); "
+                    f"write {{{name}}} alone"
+                )
+        return value
+
     def placeholders(self) -> set[str]:
         return {name for _, name, _, _ in string.Formatter().parse(self.template) if name}
 
@@ -105,17 +156,20 @@ class PromptConfig(Section):
 class LoraConfig(Section):
     """LoRA adapter settings. ``alpha`` is a number or a multiple of r written like ``2r``."""
 
-    r: Annotated[int, Field(gt=0, le=65536)] = 8
-    alpha: float | str = 16
-    dropout: float = Field(default=0.05, ge=0, lt=1)
+    r: Annotated[int, Number, Field(gt=0, le=65_536)] = 8
+    alpha: Annotated[float, Number, Field(le=1_000_000)] | str = 16
+    dropout: Annotated[float, Number, Field(ge=0, lt=1)] = 0.05
     target_modules: str | list[str] = "qv"
 
     @field_validator("alpha")
     @classmethod
     def _alpha_form(cls, value: float | str) -> float | str:
         if isinstance(value, str):
-            if not _ALPHA_MULTIPLE.match(value):
+            match = _ALPHA_MULTIPLE.match(value)
+            if not match:
                 raise ValueError("must be a number or a multiple of r such as '2r'")
+            if float(match.group(1)) > 1_000:
+                raise ValueError("must be at most 1000r")
         elif value <= 0:
             raise ValueError("must be > 0")
         return value
@@ -152,21 +206,21 @@ class LoraConfig(Section):
 class TrainingConfig(Section):
     """Optimisation settings. Give ``max_steps`` or ``epochs``; max_steps wins when both are set."""
 
-    learning_rate: PositiveFloat = 2e-4
-    max_steps: PositiveInt | None = None
-    epochs: PositiveFloat | None = None
-    batch_size: Annotated[int, Field(gt=0, le=65536)] = 4
-    gradient_accumulation_steps: Annotated[int, Field(gt=0, le=65536)] = 1
-    max_length: Annotated[int, Field(gt=0, le=1_048_576)] = (
-        512  # prompt + target tokens; longer examples are cut at the end (README)
-    )
+    learning_rate: Annotated[float, Number, Field(gt=0, le=1)] = 2e-4  # AdamW: above 1 is a typo
+    max_steps: Annotated[int, Number, Field(gt=0, le=MAX_STEPS)] | None = None
+    epochs: Annotated[float, Number, Field(gt=0, le=10_000)] | None = None
+    batch_size: Annotated[int, Number, Field(gt=0, le=MAX_BATCH)] = 4
+    gradient_accumulation_steps: Annotated[int, Number, Field(gt=0, le=MAX_BATCH)] = 1
+    # Prompt + target tokens; longer examples are cut at the end (README). At most the model's
+    # context length (preflight.check_model).
+    max_length: Annotated[int, Number, Field(gt=0, le=MAX_TOKENS)] = 512
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
-    warmup_steps: Annotated[int, Field(ge=0)] = 0
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    max_grad_norm: PositiveFloat | None = 1.0
+    warmup_steps: Annotated[int, Number, Field(ge=0, le=MAX_STEPS)] = 0
+    weight_decay: Annotated[float, Number, Field(ge=0, le=10)] = 0.0
+    max_grad_norm: Annotated[float, Number, Field(gt=0, le=1_000_000)] | None = 1.0
     # Batches of similar-length examples waste less compute on padding; the order stays seeded.
     group_by_length: bool = True
-    seed: Annotated[int, Field(ge=0)] = 42
+    seed: Seed = 42
 
     @model_validator(mode="after")
     def _has_length(self) -> TrainingConfig:
@@ -179,8 +233,9 @@ class EvaluationConfig(Section):
     """The fixed evaluation subset: ``split.shuffle(seed=seed).select(range(size))``."""
 
     split: str = "validation"
-    size: PositiveInt = 200
-    seed: Annotated[int, Field(ge=0)] = 42  # numpy seeds the shuffle: 0 or more
+    # More than the split holds is refused, not cut: the report would claim examples it lacks.
+    size: Annotated[int, Number, Field(gt=0, le=MAX_ROWS)] = 200
+    seed: Seed = 42  # numpy seeds the shuffle
     use_stemmer: bool = False  # rouge-score's Porter stemmer; off matches most published numbers
 
 
@@ -189,8 +244,8 @@ class TestSplitConfig(Section):
     single-factor run are re-evaluated here, on data not used to choose between them."""
 
     split: str = "test"
-    size: PositiveInt = 200
-    seed: Annotated[int, Field(ge=0)] = 42
+    size: Annotated[int, Number, Field(gt=0, le=MAX_ROWS)] = 200  # at most the split's rows
+    seed: Seed = 42
 
 
 class GenerationConfig(Section):
@@ -198,8 +253,9 @@ class GenerationConfig(Section):
 
     # auto: 1.5 x the 99th percentile of the training references' token lengths + 4: room for
     # any normal summary, without decoding far past the references; a number sets it directly.
-    max_new_tokens: PositiveInt | Literal["auto"] = "auto"
-    batch_size: PositiveInt = 16
+    # At most the model's context length (preflight.check_model).
+    max_new_tokens: Annotated[int, Number, Field(gt=0, le=MAX_TOKENS)] | Literal["auto"] = "auto"
+    batch_size: Annotated[int, Number, Field(gt=0, le=MAX_BATCH)] = 16
 
 
 class BaselineConfig(Section):
@@ -239,10 +295,12 @@ class ExecutionConfig(Section):
     # null: start a Ray instance on this machine; "auto": join the cluster this machine is part
     # of (`ray start`); "ray://host:10001" or "host:6379": join that cluster.
     ray_address: str | None = None
-    gpus_per_run: Annotated[float, Field(ge=0, le=64)] = 1  # 0: CPU-only tasks
-    cpus_per_run: Annotated[float, Field(gt=0, le=1024)] = 1  # also the task's torch threads
-    max_retries: Annotated[int, Field(ge=0, le=100)] = 2  # worker deaths only, not exceptions
-    checkpoint_every: Annotated[int, Field(ge=0)] = 50  # optimizer steps; 0: no checkpoints
+    gpus_per_run: Annotated[float, Number, Field(ge=0, le=64)] = 1  # 0: CPU-only tasks
+    cpus_per_run: Annotated[float, Number, Field(gt=0, le=1024)] = 1  # also its torch threads
+    # Retries of a task whose worker died; an exception in a run is never retried.
+    max_retries: Annotated[int, Number, Field(ge=0, le=100)] = 2
+    # Optimizer steps; 0: no checkpoints.
+    checkpoint_every: Annotated[int, Number, Field(ge=0, le=MAX_STEPS)] = 50
 
 
 class WandbConfig(Section):
@@ -275,10 +333,10 @@ class ReportedRow(Section):
     """
 
     label: str = Field(min_length=1)
-    rouge1: float | None = Field(default=None, ge=0, le=100)
-    rouge2: float | None = Field(default=None, ge=0, le=100)
-    rougeL: float | None = Field(default=None, ge=0, le=100)
-    rougeLsum: float | None = Field(default=None, ge=0, le=100)
+    rouge1: Points | None = None
+    rouge2: Points | None = None
+    rougeL: Points | None = None
+    rougeLsum: Points | None = None
     source: str = Field(min_length=1)  # where the numbers come from: a paper, a model card, a URL
 
     @model_validator(mode="after")
@@ -303,7 +361,7 @@ class SweepConfig(Section):
     reported: list[ReportedRow] = Field(default_factory=list)  # published numbers, for perspective
     execution: ExecutionConfig = ExecutionConfig()
     # Training seeds: every configuration is trained once per seed (empty: the baseline's seed).
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    seeds: list[Seed] = Field(default_factory=list)
     # Train the combination of every experiment's recommended value once more, to check the
     # one-factor-at-a-time assumption that the factors do not interact.
     confirmation: bool = True
@@ -311,12 +369,17 @@ class SweepConfig(Section):
 
     @model_validator(mode="after")
     def _prompt_fits_data(self) -> SweepConfig:
-        allowed = {"instruction", "input", self.data.input_column}
-        unknown = sorted(self.prompt.placeholders() - allowed)
+        inputs = {"input", self.data.input_column}
+        unknown = sorted(self.prompt.placeholders() - inputs - {"instruction"})
         if unknown:
             raise ValueError(
                 f"prompt.template: unknown placeholder {{{unknown[0]}}}; "
                 f"use {{instruction}} and {{{self.data.input_column}}} (or {{input}})"
+            )
+        if not self.prompt.placeholders() & inputs:
+            raise ValueError(
+                "prompt.template: never shows the model its input; put {input} (or "
+                f"{{{self.data.input_column}}}) where the example goes"
             )
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: each seed once, got {self.seeds}")

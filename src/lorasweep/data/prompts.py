@@ -8,12 +8,41 @@ from transformers import PreTrainedTokenizerBase
 
 from lorasweep.config.schema import PromptConfig
 from lorasweep.data.sources import Example
+from lorasweep.errors import UserError
 
 IGNORE_INDEX = -100  # labels with this value carry no loss (the prompt tokens)
 
 # Some chat templates (Llama 3.x) print today's date into the system header. A fixed date keeps
 # prompts, and so scores, identical from one day to the next; templates without it ignore it.
 _TEMPLATE_VARIABLES = {"date_string": "26 Jul 2024"}
+
+
+def fill_template(prompt: PromptConfig, input_column: str, text: str) -> str:
+    """The user message: the template with the instruction and the example's input filled in."""
+    values = {"instruction": prompt.instruction, "input": text, input_column: text}
+    return prompt.template.format(**values)
+
+
+def check_template(prompt: PromptConfig, input_column: str, example: Example) -> None:
+    """Fill the template once with a real example, before anything is trained.
+
+    The config's own checks refuse every template they can see is unfillable; this is the proof
+    on real data, and it catches what they cannot.
+
+    Raises:
+        UserError: The template cannot be filled, or the filled prompt lacks the input.
+    """
+    try:
+        message = fill_template(prompt, input_column, example.input)
+    except (KeyError, IndexError, AttributeError, ValueError, TypeError) as err:
+        raise UserError(
+            f"prompt.template: cannot be filled with example {example.key!r}: "
+            f"{type(err).__name__}: {err}"
+        ) from None
+    if example.input.strip() and example.input not in message:
+        raise UserError(
+            f"prompt.template: the prompt of example {example.key!r} does not contain its input"
+        )
 
 
 @dataclass(frozen=True)
@@ -53,8 +82,7 @@ class PromptFormatter:
             raise ValueError("prompt.chat_template: true, but the tokenizer has no chat template")
 
     def user_message(self, text: str) -> str:
-        values = {"instruction": self.prompt.instruction, "input": text, self.input_column: text}
-        return self.prompt.template.format(**values)
+        return fill_template(self.prompt, self.input_column, text)
 
     def prompt_text(self, text: str) -> str:
         """The full prompt string the model sees, special tokens included."""

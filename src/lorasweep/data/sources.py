@@ -7,6 +7,7 @@ The evaluation subset is exactly ``split.shuffle(seed=S).select(range(N))`` of H
 from __future__ import annotations
 
 import codecs
+import csv
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,11 +15,20 @@ from pathlib import Path
 
 import datasets
 
-from lorasweep.config.schema import DataConfig, EvaluationConfig, TestSplitConfig
+from lorasweep.config.schema import BUILTIN_PREFIX, DataConfig, EvaluationConfig, TestSplitConfig
 from lorasweep.errors import UserError
 
 LOCAL_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
 BUILTIN_DATA = "builtin:dialogues"
+TEXT_TYPES = ("string", "large_string", "null")  # null: a column of missing values only
+# Several references per example: datasets 4+ calls the feature List, older ones Sequence.
+LIST_FEATURES = tuple(
+    f for f in (getattr(datasets, n, None) for n in ("List", "LargeList", "Sequence"))
+    if isinstance(f, type)
+)  # fmt: skip
+# Empty references score 0 whatever the prediction: a few (dataset noise) shift the mean a
+# little, more make the scores meaningless. Above this share the evaluation set is refused.
+MAX_EMPTY_REFERENCES = 0.05
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,19 @@ def load_eval(
             f"({len(split)} rows)"
         )
     subset = split.shuffle(seed=evaluation.seed).select(range(evaluation.size))
-    return _examples(subset, data)
+    examples = _examples(subset, data)
+    empty = sum(1 for e in examples if not any(t.strip() for t in _references(e)))
+    if empty > MAX_EMPTY_REFERENCES * len(examples):
+        raise UserError(
+            f"{field}.split: {empty} of the {len(examples)} references drawn from "
+            f"{evaluation.split!r} (column {data.target_column!r}) are empty; ROUGE scores them 0 "
+            f"whatever the prediction, and at most {MAX_EMPTY_REFERENCES:.0%} may be"
+        )
+    return examples
+
+
+def _references(example: Example) -> list[str]:
+    return [example.target] if isinstance(example.target, str) else example.target
 
 
 def _examples(split: datasets.Dataset, data: DataConfig) -> list[Example]:
@@ -89,7 +111,25 @@ def _checked_split(data: DataConfig, name: str, field: str) -> datasets.Dataset:
         if column not in split.column_names:
             present = ", ".join(split.column_names)
             raise UserError(f"{field_name}: no column {column!r} in {name!r}; columns: {present}")
+    _check_text(split, name, "data.input_column", data.input_column, lists=False)
+    _check_text(split, name, "data.target_column", data.target_column, lists=True)
     return split
+
+
+def _check_text(split: datasets.Dataset, name: str, field: str, column: str, lists: bool) -> None:
+    """The column holds text (or, for references, lists of texts): numbers are refused, not
+    turned into text, because the CSV reader has already rewritten them (``007`` is ``7``)."""
+    feature = split.features[column]
+    inner = feature.feature if lists and isinstance(feature, LIST_FEATURES) else feature
+    if isinstance(inner, datasets.Value) and inner.dtype in TEXT_TYPES:
+        return
+    dtype = getattr(inner, "dtype", None)
+    numeric = isinstance(dtype, str) and dtype.startswith(("int", "uint", "float", "decimal"))
+    kind = "numbers" if numeric else f"{dtype or type(inner).__name__} values"
+    raise UserError(
+        f"{field}: column {column!r} of split {name!r} holds {kind}, not text"
+        + ("; quote them in the file if they are meant as text" if numeric else "")
+    )
 
 
 @lru_cache(maxsize=8)
@@ -99,7 +139,7 @@ def load_split(source: str, name: str, field: str = "data.source") -> datasets.D
     A local directory holds one file per split (``train.csv``, ``validation.jsonl``, ...); a
     single local file is one split named after its stem; anything else is a hub dataset id.
     """
-    if source.startswith("builtin:"):
+    if source.startswith(BUILTIN_PREFIX):
         if source != BUILTIN_DATA:
             raise UserError(f"data.source: unknown built-in data {source!r}; use {BUILTIN_DATA}")
         from lorasweep.builtin.corpus import builtin_splits
@@ -107,13 +147,13 @@ def load_split(source: str, name: str, field: str = "data.source") -> datasets.D
         splits = builtin_splits()
         _require(name in splits, field, name, source, splits)
         return datasets.Dataset.from_list(splits[name])
-    path = Path(source).expanduser()
-    if path.exists():
+    if not is_hub_source(source):
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise UserError(f"data.source: no such file or directory: {source}")
         files = _split_files(path)
         _require(name in files, field, name, source, files)
         return _read_file(files[name])
-    if source.startswith((".", "/", "~")) or Path(source).suffix in LOCAL_FORMATS:
-        raise UserError(f"data.source: no such file or directory: {source}")
     try:
         return datasets.load_dataset(source, split=name)
     except Exception as err:  # offline, unknown id, gated, unknown split: the user's to resolve
@@ -121,6 +161,13 @@ def load_split(source: str, name: str, field: str = "data.source") -> datasets.D
         raise UserError(
             f"data.source: cannot load split {name!r} of {source!r}: {reason}"
         ) from None
+
+
+def is_hub_source(source: str) -> bool:
+    """A hub dataset id, not the built-in corpus or a local path (existing or path-like)."""
+    if source.startswith(BUILTIN_PREFIX) or Path(source).expanduser().exists():
+        return False
+    return not (source.startswith((".", "/", "~")) or Path(source).suffix in LOCAL_FORMATS)
 
 
 def _require(ok: bool, field: str, name: str, source: str, splits: dict) -> None:
@@ -138,6 +185,8 @@ def _split_files(path: Path) -> dict[str, Path]:
 
 def _read_file(file: Path) -> datasets.Dataset:
     _check_utf8(file)
+    if file.suffix == ".csv":
+        _check_csv(file)
     # datasets logs (and for some malformed files fails to format) its own error before raising;
     # the exception below becomes the one line the user sees.
     logger = logging.getLogger("datasets")
@@ -164,3 +213,34 @@ def _check_utf8(file: Path) -> None:
                     f"data.source: {file} is not UTF-8 text (byte {offset + err.start})"
                 ) from None
             offset += len(chunk)
+
+
+def _check_csv(file: Path) -> None:
+    """Every row has the header's number of fields and well-formed quoting.
+
+    pandas (under ``datasets``) reads a broken quote or an unquoted comma as extra, shifted or
+    merged rows without a word; the same file read strictly stops at the first bad row.
+    """
+    limit = csv.field_size_limit(1 << 30)  # long dialogues are fine; the default is 128 KiB
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, strict=True)
+            header, line = None, 1
+            while True:
+                line = reader.line_num + 1  # where the next row starts (a field may span lines)
+                row = next(reader, None)
+                if row is None:
+                    return
+                if not row:  # a blank line: pandas skips it too
+                    continue
+                if header is None:
+                    header = row
+                elif len(row) != len(header):
+                    raise UserError(
+                        f"data.source: {file} line {line}: {len(row)} fields where the header has "
+                        f"{len(header)} (an unquoted comma or a broken quote?)"
+                    )
+    except csv.Error as err:
+        raise UserError(f"data.source: {file} line {line}: malformed CSV ({err})") from None
+    finally:
+        csv.field_size_limit(limit)

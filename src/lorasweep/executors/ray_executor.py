@@ -34,12 +34,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lorasweep import faults
 from lorasweep.config.plan import Plan, Unit, target_fields
 from lorasweep.config.schema import ExecutionConfig, SweepConfig
-from lorasweep.data.sources import load_eval, load_train
 from lorasweep.errors import UserError
 from lorasweep.executors.base import Events, Executor
 from lorasweep.store.records import RunResult, Status, UnitKind
 from lorasweep.store.store import CHECKPOINT, RunStore
-from lorasweep.training.model import check_targets, skeleton_module_names
+from lorasweep.training.model import check_targets, read_architecture, skeleton_module_names
 
 _POLL_S = 0.5  # how often the driver looks for finished tasks and new capacity
 
@@ -69,16 +68,11 @@ class RayExecutor(Executor):
     def prepare(self, plan: Plan, console: Console) -> None:
         ray = import_ray()
         self.console, self.sweep = console, plan.sweep
-        sweep = plan.sweep
-        # What the user can fix is checked here, before any task starts: the data, and the
-        # target modules against the model's architecture (its config alone: no weights).
-        with console.status("Checking data ..."):
-            load_train(sweep.data)
-            load_eval(sweep.data, sweep.evaluation)
-            if sweep.test:
-                load_eval(sweep.data, sweep.test, field="test")
-        modules = skeleton_module_names(sweep.model)
-        if modules is not None:
+        # The data were checked before (preflight); the target modules are checked here against
+        # the model's architecture (its config alone: no weights), as no model loads on the driver.
+        architecture = read_architecture(plan.sweep.model)
+        if architecture is not None:
+            modules = skeleton_module_names(architecture, plan.sweep.model.trust_remote_code)
             check_targets(target_fields(plan), modules)
         if not ray.is_initialized():
             self._connect(ray)

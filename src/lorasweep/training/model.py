@@ -9,7 +9,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 
 from lorasweep.config.schema import ALL_LINEAR, ModelConfig
 from lorasweep.errors import UserError
@@ -75,32 +81,62 @@ def linear_module_names(model: torch.nn.Module) -> list[str]:
     return sorted(names)
 
 
-def skeleton_module_names(config: ModelConfig) -> list[str] | None:
-    """Linear module names from the model's config alone (no weights), or None if unreachable."""
+def read_architecture(config: ModelConfig) -> PretrainedConfig | None:
+    """The model's config (``config.json``, no weights), or None if it cannot be reached."""
     if config.is_builtin:
         from lorasweep.builtin.tiny_model import TinyRecipe, tiny_config
 
-        config_object = tiny_config(TinyRecipe())
-    else:
-        options = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
-        path = model_path(config)
-        try:  # a local folder or the hub cache first: no network needed
-            config_object = AutoConfig.from_pretrained(path, local_files_only=True, **options)
+        return tiny_config(TinyRecipe())
+    options = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
+    path = model_path(config)
+    try:  # a local folder or the hub cache first: no network needed
+        return AutoConfig.from_pretrained(path, local_files_only=True, **options)
+    except (OSError, ValueError):
+        if Path(path).is_dir() or not hub_reachable():
+            return None
+        try:
+            return AutoConfig.from_pretrained(path, **options)
         except (OSError, ValueError):
-            if Path(path).is_dir() or not _hub_reachable():
-                return None
-            try:
-                config_object = AutoConfig.from_pretrained(path, **options)
-            except (OSError, ValueError):
-                return None
-    with torch.device("meta"):  # shapes only: no memory, no download of weights
+            return None
+
+
+def skeleton_module_names(architecture: PretrainedConfig, trust_remote_code: bool) -> list[str]:
+    """Linear module names from the model's config alone: no memory, no weights."""
+    with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(
-            config_object, trust_remote_code=config.trust_remote_code
+            architecture, trust_remote_code=trust_remote_code
         )
     return linear_module_names(skeleton)
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def context_length(architecture: PretrainedConfig) -> int | None:
+    """The most positions the model was built for (``max_position_embeddings``), if it says."""
+    text = architecture.get_text_config() if hasattr(architecture, "get_text_config") else None
+    value = getattr(text or architecture, "max_position_embeddings", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def check_token_counts(counts: Iterable[tuple[str, int]], context: int, model: str) -> None:
+    """Token counts set in the config must fit the model's context length.
+
+    Args:
+        counts: (field, tokens) pairs, e.g. ``("baseline.training.max_length", 4096)``.
+        context: The model's context length.
+        model: The model's name, for the error line.
+
+    Raises:
+        UserError: Naming each field whose count is larger.
+    """
+    problems = [
+        f"{field}: {tokens} is more than {model}'s context length ({context} tokens)"
+        for field, tokens in counts
+        if tokens > context
+    ]
+    if problems:
+        raise UserError(*problems)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
     """A quick connect to the hub's host, so an offline dry run answers in seconds, not after
     huggingface_hub's retries with backoff."""
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname

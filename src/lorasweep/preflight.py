@@ -1,0 +1,92 @@
+"""Checks of a sweep against its data and its model's config, made before the model's weights
+load or anything is written.
+
+``lorasweep run`` makes them before its first run, ``run --dry-run`` makes them instead of
+running: a mistake found here costs seconds, not a training run.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from lorasweep.config.plan import Plan, target_fields
+from lorasweep.config.schema import SweepConfig
+from lorasweep.data.prompts import check_template
+from lorasweep.data.sources import is_hub_source, load_eval, load_train
+from lorasweep.training.model import (
+    check_targets,
+    check_token_counts,
+    context_length,
+    read_architecture,
+    skeleton_module_names,
+)
+
+
+def check_data(sweep: SweepConfig, console: Console, dry_run: bool) -> None:
+    """Read every split the sweep uses and fill the prompt template once with a real example.
+
+    A dry run does not download a hub dataset (the run does, and checks it then).
+
+    Raises:
+        UserError: A split cannot be read or used, or the template cannot be filled.
+    """
+    data = sweep.data
+    if dry_run and is_hub_source(data.source):
+        console.print(
+            f"Data {data.source!r} is on the hub: a dry run does not download it; the data and "
+            "the prompt are checked against it when the run starts."
+        )
+        return
+    load_train(data)
+    examples = load_eval(data, sweep.evaluation)
+    if sweep.test is not None:
+        load_eval(data, sweep.test, field="test")
+    check_template(sweep.prompt, data.input_column, examples[0])
+    if dry_run:
+        console.print(
+            f"Data read; the prompt filled with a {sweep.evaluation.split!r} example: "
+            f"{examples[0].key!r}."
+        )
+
+
+def check_model(plan: Plan, console: Console, dry_run: bool) -> None:
+    """Token counts against the model's context length; in a dry run also the target modules
+    (a run checks those against the loaded model).
+
+    Only the model's config is read (the hub's copy when it is not cached), never its weights.
+
+    Raises:
+        UserError: A token count exceeds the context length, or a target module is missing.
+    """
+    model = plan.sweep.model
+    architecture = read_architecture(model)
+    if architecture is None:
+        if dry_run:
+            console.print(
+                f"Could not reach model {model.name!r} to check target module names and token "
+                "counts (offline?); they are checked when the run starts."
+            )
+        return
+    context = context_length(architecture)
+    if context is not None:
+        check_token_counts(token_counts(plan), context, model.name)
+    if dry_run:
+        modules = skeleton_module_names(architecture, model.trust_remote_code)
+        check_targets(target_fields(plan), modules)
+        lengths = f"; token counts against its context length ({context})" if context else ""
+        console.print(f"Target modules checked against {model.name}'s architecture{lengths}.")
+
+
+def token_counts(plan: Plan) -> list[tuple[str, int]]:
+    """(field, tokens) for every token count the config sets: generation's, the baseline's
+    ``max_length`` and each experiment value of it."""
+    sweep = plan.sweep
+    counts = [("baseline.training.max_length", sweep.baseline.training.max_length)]
+    if sweep.generation.max_new_tokens != "auto":
+        counts.append(("generation.max_new_tokens", sweep.generation.max_new_tokens))
+    for i, experiment in enumerate(plan.experiments):
+        if experiment.factor == "training.max_length":
+            for j, row in enumerate(experiment.rows):
+                length = plan.run(row.run_id).settings.training.max_length
+                counts.append((f"experiments[{i}].values[{j}] (training.max_length)", length))
+    return counts

@@ -430,3 +430,65 @@ def test_a_failing_tracker_only_warns(tmp_path, monkeypatch):
     assert group.trackers == []
     group.start_run("run-x", {"kind": "lora", "labels": ["baseline"]})  # no-op, no error
     group.end_sweep(None)
+
+
+def test_overlapping_runs_that_end_out_of_order_keep_one_tracker_run_each(tmp_path, monkeypatch):
+    """As on the Ray executor: B starts after A, steps interleave, B ends first."""
+    from mlflow import MlflowClient
+
+    from lorasweep.tracking.mlflow_tracker import MlflowTracker
+    from lorasweep.tracking.wandb_tracker import WandbTracker
+
+    root = tmp_path / "sweep"
+    offline_env(monkeypatch, tmp_path / "home")
+    store = RunStore(root)
+    plan = PlanRecord.from_json({
+        "format": 2, "name": "overlap", "baseline_run_ids": ["run-a"], "base_eval": "base-z",
+        "runs": [{"run_id": r, "labels": [r], "adapter_id": f"adapter-{r}"} for r in ("run-a", "run-b")],
+    })  # fmt: skip
+    store.write_plan(plan)
+    results = {}
+    for run_id, loss in (("run-a", 1.0), ("run-b", 5.0)):
+        results[run_id] = RunResult.from_json(
+            {"run_id": run_id, "kind": "lora", "status": "done", "labels": [run_id],
+             "adapter_id": f"adapter-{run_id}", "metrics": {"rougeL": loss * 10},
+             "config": {"lora": {"r": 4}}}
+        )  # fmt: skip
+        store.write_result(results[run_id])
+    info = {"kind": "lora", "experiments": {}, "factors": [], "config": {"lora": {"r": 4}}}
+    group = TrackerGroup(
+        [WandbTracker(WandbConfig(mode="offline"), root), MlflowTracker(MlflowConfig(), root)]
+    )
+    group.start_sweep({"name": "overlap"}, plan, root)
+    group.start_run("run-a", {**info, "labels": ["run-a"]})
+    group.start_run("run-b", {**info, "labels": ["run-b"]})
+    for step in (1, 2, 3):
+        group.log_step("run-b", {"step": step, "loss": 5.0 + step})
+        group.log_step("run-a", {"step": step, "loss": 1.0 + step})
+    group.end_run("run-b", results["run-b"], store)
+    group.log_step("run-a", {"step": 4, "loss": 5.0})
+    group.end_run("run-a", results["run-a"], store)
+    group.end_sweep(None)
+    assert len(group.trackers) == 2  # neither tracker failed
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("overlap")
+    for run_id, first, steps in (("run-a", 2.0, 4), ("run-b", 6.0, 3)):
+        (run,) = client.search_runs(
+            [experiment.experiment_id], f"tags.`lorasweep.run_id` = '{run_id}'"
+        )
+        history = sorted(
+            (m.step, m.value) for m in client.get_metric_history(run.info.run_id, "train/loss")
+        )
+        assert history[0] == (1, first) and len(history) == steps
+        assert run.data.metrics["eval/rougeL"] == results[run_id].metrics["rougeL"]
+        assert run.info.status == "FINISHED"
+    wandb_runs = {}
+    for folder in (root / "wandb").glob("offline-run-*"):
+        logged = read_wandb_run(folder)
+        wandb_runs[logged["run"].display_name] = logged
+    assert set(wandb_runs) == {"run-a", "run-b", "overlap summary"}
+    for run_id, first, steps in (("run-a", 2.0, 4), ("run-b", 6.0, 3)):
+        losses = [h["train/loss"] for h in wandb_runs[run_id]["history"] if "train/loss" in h]
+        assert losses[0] == first and len(losses) == steps
+        assert wandb_runs[run_id]["summary"]["eval/rougeL"] == results[run_id].metrics["rougeL"]

@@ -108,11 +108,16 @@ class Unit:
 
     @property
     def label(self) -> str:
-        if self.kind is UnitKind.ZERO_SHOT:
-            return "zero-shot"
+        return self.planned().label
+
+    def planned(self) -> PlannedUnit:
+        """The unit as the plan record lists it."""
+        spec = self.spec
         if self.kind is UnitKind.TEST:
-            return f"test split: {self.spec.role} ({self.spec.adapter_of})"
-        return self.spec.labels[0]
+            return PlannedUnit(spec.run_id, self.kind, (), adapter_id=spec.adapter_id,
+                               role=spec.role, adapter_of=spec.adapter_of)  # fmt: skip
+        labels = spec.labels if self.kind is UnitKind.TRAIN else ("zero-shot",)
+        return PlannedUnit(spec.run_id, self.kind, labels, adapter_id=self.adapter_id)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -168,10 +173,7 @@ class Plan:
             baseline_run_ids=self.baseline_ids,
             base_eval=self.base_eval.run_id,
             seeds=tuple(self.seeds),
-            runs=tuple(
-                PlannedUnit(r.run_id, UnitKind.TRAIN, r.labels, adapter_id=r.adapter_id)
-                for r in self.runs
-            ),
+            runs=tuple(Unit(UnitKind.TRAIN, r).planned() for r in self.runs),
             experiments=tuple(
                 PlannedExperiment(
                     e.name,
@@ -185,17 +187,7 @@ class Plan:
                 if self.confirmation
                 else None
             ),
-            tests=tuple(
-                PlannedUnit(
-                    t.run_id,
-                    UnitKind.TEST,
-                    (),
-                    adapter_id=t.adapter_id,
-                    role=t.role,
-                    adapter_of=t.adapter_of,
-                )
-                for t in self.tests
-            ),  # fmt: skip
+            tests=tuple(Unit(UnitKind.TEST, t).planned() for t in self.tests),
         )
 
     def add_runs(self, settings: BaselineConfig, label: str) -> tuple[str, ...]:

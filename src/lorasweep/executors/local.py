@@ -42,7 +42,7 @@ class LocalExecutor(Executor):
         assert self.resources is not None, "prepare() first"
         for unit in units:
             events.started(unit)
-            with _progress(self.console) as progress:
+            with progress_bars(self.console) as progress:
                 hooks = self._hooks(unit, store, progress, events)
                 result = execute(unit, self.resources, store, hooks)
             events.finished(unit, result, None)
@@ -83,7 +83,8 @@ def prepare(plan: Plan, console: Console) -> SweepResources:
 
 
 @contextmanager
-def _progress(console: Console) -> Iterator[Progress]:
+def progress_bars(console: Console) -> Iterator[Progress]:
+    """Transient progress bars: a name, a bar, done/total, elapsed time, a note."""
     progress = Progress(
         TextColumn("  {task.description:>9}"),
         BarColumn(),

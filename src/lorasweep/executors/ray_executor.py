@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lorasweep import faults
 from lorasweep.config.plan import Plan, Unit, target_fields
 from lorasweep.config.schema import ExecutionConfig, SweepConfig
 from lorasweep.errors import UserError
 from lorasweep.executors.base import Events, Executor
+from lorasweep.executors.local import progress_bars
 from lorasweep.store.records import RunResult, Status, UnitKind
 from lorasweep.store.store import CHECKPOINT, RunStore
 from lorasweep.training.model import check_targets, read_architecture, skeleton_module_names
@@ -113,7 +113,7 @@ class RayExecutor(Executor):
         )
         scratch = scratch_key(store)
         queue, running = deque(units), {}
-        with _progress(self.console) as progress:
+        with progress_bars(self.console) as progress:
             bar = progress.add_task("runs", total=len(units), info="")
             try:
                 while queue or running:
@@ -259,15 +259,3 @@ def run_unit_task(
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
     return result.to_json(), files
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("  {task.description:>9}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        transient=True,
-    )

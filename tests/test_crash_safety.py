@@ -19,7 +19,9 @@ from tests.conftest import sweep_dict, write_yaml
 
 def crash_config(micro_model, dialogue_dir, root: Path) -> Path:
     raw = sweep_dict(micro_model, dialogue_dir)
-    raw["experiments"] = [{"name": "rank", "factor": "lora.r", "values": [2, 4]}]
+    # Equal costs (parameters, tokens) for both values, and the micro model scores 0 everywhere:
+    # the recommendation is a tie that measured time used to break, and must not any more.
+    raw["experiments"] = [{"name": "dropout", "factor": "lora.dropout", "values": [0.0, 0.1]}]
     raw["baseline"]["lora"]["dropout"] = 0.1  # resume must restore the dropout RNG too
     raw["execution"] = {"checkpoint_every": 2}
     return write_yaml(root / "crash.yaml", raw)
@@ -57,12 +59,18 @@ def reference(micro_model, dialogue_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("reference")
     config = crash_config(micro_model, dialogue_dir, root)
     assert main(["run", str(config), "--out", str(root / "out")]) == 0
-    return config, snapshot(root / "out")
+    return config, snapshot(root / "out"), recommendation(root / "out")
+
+
+def recommendation(out: Path) -> str:
+    """The report's recommendation sections, which timing must not change."""
+    report = (out / "report" / "report.md").read_text()
+    return "\n".join(part.split("\n## ")[0] for part in report.split("### Recommendation")[1:])
 
 
 @pytest.mark.parametrize("point", ["checkpoint-saved", "evaluation", "writing-result"])
 def test_sigkill_then_resume_gives_the_uninterrupted_numbers(reference, tmp_path, point):
-    config, expected = reference
+    config, expected, recommended = reference
     out = tmp_path / "out"
     assert run_cli(config, out, kill_at=point) == -signal.SIGKILL
     if point == "checkpoint-saved":
@@ -70,6 +78,8 @@ def test_sigkill_then_resume_gives_the_uninterrupted_numbers(reference, tmp_path
     done_before = {p.parent.name for p in out.glob("runs/*/result.json")}
     assert run_cli(config, out) == 0
     assert snapshot(out) == expected  # bit-identical on the CPU, losses included
+    assert recommendation(out) == recommended  # the same choice, the same words
+    assert "Recommended: **0.1**, the baseline's value" in recommended
     assert not list(out.glob("*/*/.*")), "no temporary file survives the resume"
     assert not list(out.glob("adapters/*/checkpoint.pt")), "finished runs drop their checkpoint"
     for path in out.glob("runs/run-*/result.json"):  # every training segment is counted

@@ -58,11 +58,28 @@ def test_within_noise_picks_the_fewest_trainable_parameters():
     )
 
 
-def test_equal_parameters_fall_back_to_the_shortest_training():
-    candidates = [Candidate("1e-4", 30.0, 100, 9.0), Candidate("2e-4", 30.2, 100, 12.0)]
+def test_equal_parameters_fall_back_to_the_fewest_training_tokens():
+    candidates = [Candidate("1e-4", 30.0, 100, 9000), Candidate("2e-4", 30.2, 100, 12000)]
     result = recommend("lr", "training.learning_rate", candidates, lookup({"1e-4": delta(-0.2, 1)}))
     assert result.choice == "1e-4"
-    assert "(the same trainable parameters, the shortest training: 9.0 s)" in result.sentences()[-1]
+    assert (
+        "(the same trainable parameters, the fewest training tokens: 9,000)"
+        in result.sentences()[-1]
+    )
+
+
+def test_equal_costs_prefer_the_baseline_then_config_order_never_timing():
+    """Learning rates cost the same: the baseline's value wins the tie, whatever the clock said."""
+    tied = lookup({"1e-4": delta(0.1, 1), "2e-4": delta(-0.2, 1), "5e-4": delta(-0.1, 1)})
+    candidates = [Candidate("1e-4", 30.1, 100, 9000), Candidate("2e-4", 29.8, 100, 9000, True),
+                  Candidate("5e-4", 30.3, 100, 9000)]  # fmt: skip
+    result = recommend("lr", "training.learning_rate", candidates, tied)
+    assert result.choice == "2e-4"
+    assert (
+        "the baseline's value, within noise of the best at the same cost" in result.sentences()[-1]
+    )
+    no_baseline = [Candidate(c.label, c.score, 100, 9000) for c in candidates]
+    assert recommend("lr", "training.learning_rate", no_baseline, tied).choice == "1e-4"
 
 
 def test_the_cheapest_may_be_the_best_itself():
@@ -117,7 +134,7 @@ def test_sentences_agree_with_the_verdicts_on_random_tables(seed):
     else:
         assert "significantly worse" not in text
     tied = [c for c in candidates if c.label in noise | {best.label}]
-    cheapest = min(tied, key=lambda c: (c.trainable_params, c.train_s))
+    cheapest = min(tied, key=lambda c: (c.trainable_params, c.train_tokens))
     assert chosen == cheapest.label
 
 

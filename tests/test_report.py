@@ -100,7 +100,7 @@ def make_store(root: Path, reported: list | None = None) -> RunStore:
         "run-base": (["baseline", "rank=8", "lr=2e-4", "targets=qv"], BASE, 1000, 9.0),
         "run-r16": (["rank=16"], BASE + 6 + WIGGLE, 2000, 11.0),
         # lr: 1e-4 is best but within noise of the baseline (equal params, slower); 5e-4 is a
-        # significant loss -> the baseline is recommended for its shorter training.
+        # significant loss -> the baseline's value is recommended (equal costs).
         "run-lr1": (["lr=1e-4"], BASE + 0.3 + WIGGLE, 1000, 12.0),
         "run-lr5": (["lr=5e-4"], BASE - 8 + WIGGLE, 1000, 9.5),
         # targets: attention within noise of qv (the baseline) with more params -> qv.
@@ -231,9 +231,9 @@ def test_recommendations_follow_from_the_tables_beside_them(report):
     assert vs_best["2e-4"][2] == "within noise" and vs_best["5e-4"][2] == "significant loss"
     assert "2e-4 is within noise of the best ROUGE-L, 1e-4" in lr
     assert "5e-4 is significantly worse than the best." in lr
-    # Equal trainable parameters, so the shorter training decides, as the table shows.
-    assert float(vs_best["2e-4"][4]) < float(vs_best["1e-4"][4])
-    assert "Recommended: **2e-4**, the cheapest value within noise of the best (the same " in lr
+    # Equal trainable parameters and tokens: the baseline's value, never the faster clock
+    # (1e-4 trained longer here; the rule does not look at it).
+    assert "Recommended: **2e-4**, the baseline's value, within noise of the best" in lr
 
     targets = section(text, "## Experiment: targets").split("### Recommendation")[1]
     vs_best = table_rows(targets)

@@ -197,7 +197,7 @@ def recommendation_section(recommendation: Recommendation, rows: list[Row]) -> l
     if recommendation.reason in (SIGNIFICANT, CHEAPEST):
         lines += [
             f"| value | {NAMES[PRIMARY]} | Δ vs best [{CONFIDENCE:.0%} CI] | verdict vs best "
-            "| trainable params | train s |",
+            "| trainable params | training tokens |",
             "|---|---:|---:|---|---:|---:|",
         ]
         by_label = {r.label: r for r in rows}
@@ -210,7 +210,7 @@ def recommendation_section(recommendation: Recommendation, rows: list[Row]) -> l
                 delta, verdict = _delta(found), verdict_words(found)
             lines.append(
                 f"| {candidate.label} | {_score(row, PRIMARY)} | {delta} | {verdict} | "
-                f"{_params(candidate.trainable_params)} | {_number(candidate.train_s)} |"
+                f"{_params(candidate.trainable_params)} | {_number(candidate.train_tokens, ',.0f')} |"
             )
         lines.append("")
     return lines + [" ".join(recommendation.sentences()), ""]

@@ -2,8 +2,11 @@
 
 Per experiment: name the best value only when its ROUGE-L gain over every other value is
 significant (the 95% paired-bootstrap interval of each difference excludes 0). Otherwise
-recommend the cheapest value (fewest trainable parameters, then shortest training) among those
-not significantly worse than the best, and say that the differences are within noise.
+recommend the cheapest value among those not significantly worse than the best, and say that the
+differences are within noise. "Cheapest" uses costs that are properties of the configuration,
+never measured time, so that timing noise (or a run resumed after a crash) cannot change a
+recommendation: fewest trainable parameters, then fewest training tokens, then the baseline's
+value, then config order.
 
 Sentences are generated from the verdict data only, so each one can be checked against the
 table printed beside it.
@@ -27,15 +30,18 @@ class Candidate:
     label: str
     score: float  # mean ROUGE-L (over seeds)
     trainable_params: float | None = None
-    train_s: float | None = None
+    train_tokens: float | None = None  # real tokens trained: steps x batch, not wall time
+    is_baseline: bool = False
 
     @property
-    def cost(self) -> tuple[float, float]:
-        """Sort key: fewer trainable parameters first, then shorter training; unknown last."""
+    def cost(self) -> tuple[float, float, int]:
+        """Sort key: fewer trainable parameters, then fewer training tokens (unknown last), then
+        the baseline's value; ``min`` keeps config order among the rest."""
         inf = float("inf")
         return (
             self.trainable_params if self.trainable_params is not None else inf,
-            self.train_s if self.train_s is not None else inf,
+            self.train_tokens if self.train_tokens is not None else inf,
+            0 if self.is_baseline else 1,
         )
 
 
@@ -111,11 +117,13 @@ class Recommendation:
                 "the cheapest value within noise of the best (fewest trainable parameters: "
                 f"{chosen.trainable_params:,.0f})"
             )
-        elif chosen.train_s is not None and len({c.train_s for c in tied}) > 1:
+        elif chosen.train_tokens is not None and len({c.train_tokens for c in tied}) > 1:
             why = (
                 "the cheapest value within noise of the best (the same trainable parameters, "
-                f"the shortest training: {chosen.train_s:.1f} s)"
+                f"the fewest training tokens: {chosen.train_tokens:,.0f})"
             )
+        elif chosen.is_baseline:
+            why = "the baseline's value, within noise of the best at the same cost"
         else:
             why = "the first of the values within noise of the best (their costs are equal)"
         if self.choice == self.best:

@@ -37,6 +37,7 @@ class Cost:
     Attributes:
         trainable_params: Adapter parameters trained.
         train_s: Training wall time.
+        train_tokens: Real (non-padding) tokens trained: a property of the configuration.
         adapter_bytes: The saved adapter's size on disk.
         train_tokens_per_s: Real (non-padding) training tokens per second.
         peak_memory_bytes: CUDA max allocated on a GPU, peak resident set size on the CPU.
@@ -46,6 +47,7 @@ class Cost:
 
     trainable_params: float | None = None
     train_s: float | None = None
+    train_tokens: float | None = None
     adapter_bytes: float | None = None
     train_tokens_per_s: float | None = None
     peak_memory_bytes: float | None = None
@@ -280,6 +282,7 @@ def _cost(finished: list[RunResult]) -> Cost:
     return Cost(
         trainable_params=mean("efficiency", "trainable_params"),
         train_s=mean("timings", "train_s"),
+        train_tokens=mean("efficiency", "train_tokens"),
         adapter_bytes=mean("efficiency", "adapter_bytes"),
         train_tokens_per_s=mean("efficiency", "train_tokens_per_s"),
         peak_memory_bytes=mean("efficiency", "peak_memory_bytes"),
@@ -316,7 +319,9 @@ def _mark_best(rows: list[Row]) -> list[Row]:
 def _recommend(name: str, factor: str, rows: list[Row], scores: ExampleScores) -> Recommendation:
     finished = {r.label: r for r in rows if r.metrics}
     candidates = [
-        Candidate(r.label, r.metrics[PRIMARY], r.cost.trainable_params, r.cost.train_s)
+        Candidate(
+            r.label, r.metrics[PRIMARY], r.cost.trainable_params, r.cost.train_tokens, r.is_baseline
+        )
         for r in finished.values()
     ]
 

@@ -480,3 +480,35 @@ def test_a_few_empty_references_are_tolerated(dialogue_dir, tmp_path):
     assert len(load_eval(source(1), EvaluationConfig(size=20))) == 20  # 1 in 20: the 5% limit
     with pytest.raises(UserError, match="^evaluation.split: 2 of the 20 references"):
         load_eval(source(2), EvaluationConfig(size=20))
+
+
+# --- 8. did-you-mean at the right place; a wrong target reported once --------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "hint"),
+    [
+        ("baseline.training.lr", "; did you mean 'learning_rate'?"),  # not lora's 'r'
+        ("baseline.training.lerning_rate", "; did you mean 'learning_rate'?"),
+        ("baseline.training.dropout", "; did you mean baseline.lora.dropout?"),
+        ("evaluation.max_new_tokens", "; did you mean generation.max_new_tokens?"),
+        ("baseline.lora.seed", "; did you mean baseline.training.seed or evaluation.seed?"),
+        ("training", "; did you mean baseline.training?"),  # not 'tracking'
+        ("generation.batchsize", "; did you mean 'batch_size'?"),
+        ("baseline.lora.rank", ""),  # nothing valid is close: no guess
+    ],
+)
+def test_unknown_keys_suggest_keys_valid_at_that_place(good, tmp_path, capsys, path, hint):
+    raw = edit(good, path, 1) if "." in path else {**good, path: {}}
+    line = rejected(raw, tmp_path, capsys)
+    assert line == f"{tmp_path / 'bad.yaml'}: {path}: unknown key{hint}"
+
+
+def test_a_wrong_baseline_target_is_reported_once(good, micro_model, tmp_path, capsys):
+    raw = edit(good, "baseline.lora.target_modules", ["q_proj", "qkv"])
+    for dry_run in ([], ["--dry-run"]):
+        config = write_yaml(tmp_path / "bad.yaml", raw)
+        # rank=2/4 and lr=5e-4/5e-3 inherit the baseline's modules; targets=qv/attention+mlp don't.
+        line = one_error(["run", str(config), "--out", str(tmp_path / "out"), *dry_run], capsys)
+        assert line.startswith("baseline.lora.target_modules: no module qkv in the model")
+        assert not (tmp_path / "out").exists()

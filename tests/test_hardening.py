@@ -512,3 +512,38 @@ def test_a_wrong_baseline_target_is_reported_once(good, micro_model, tmp_path, c
         line = one_error(["run", str(config), "--out", str(tmp_path / "out"), *dry_run], capsys)
         assert line.startswith("baseline.lora.target_modules: no module qkv in the model")
         assert not (tmp_path / "out").exists()
+
+
+# --- 10. report staging folders of killed builds -----------------------------------------------
+
+
+def test_report_removes_staging_folders_of_dead_builds(tmp_path, capsys):
+    from tests.test_report import make_store
+
+    store = make_store(tmp_path / "sweep")
+    killed = [
+        store.root / ".report-q1w2e3",
+        store.root / ".report-99999999-abc",
+    ]  # old name; no such pid
+    running = store.root / f".report-{os.getppid()}-def"  # a live process: its build goes on
+    for folder in [*killed, running]:
+        folder.mkdir()
+        (folder / "report.md").write_text("half")
+    assert main(["report", str(store.root)]) == 0
+    assert [p.name for p in store.root.glob(".report-*")] == [running.name]
+    assert (store.report_dir / "report.md").read_text().startswith("# LoRA sweep report")
+
+
+def test_a_failed_report_build_leaves_no_staging_folder(tmp_path, monkeypatch):
+    import lorasweep.report.markdown as markdown
+    from tests.test_report import make_store
+
+    store = make_store(tmp_path / "sweep")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(markdown, "render", broken)
+    with pytest.raises(RuntimeError):
+        markdown.write_report(store)
+    assert list(store.root.glob(".report-*")) == []

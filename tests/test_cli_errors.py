@@ -127,6 +127,11 @@ def test_eval_size_larger_than_split(good, tmp_path, capsys):
         ("model", {}, "model.name: is required"),
         ("experiments", [{"name": "x", "values": [1]}], "experiments[0].factor: is required"),
         ("experiments", "rank", "experiments: must be a valid list"),
+        # issue #12: booleans are not numbers, numbers have bounds, templates must be fillable
+        ("baseline.lora.r", True, "baseline.lora.r: must be a number, not true or false"),
+        ("generation.max_new_tokens", 10**12, "generation.max_new_tokens: must be less than"),
+        ("prompt.template", "{} {input}", "prompt.template: positional placeholder {}"),
+        ("baseline.training.max_length", 4096, "baseline.training.max_length: 4096 is more than"),
     ],
 )
 def test_bad_values(good, tmp_path, capsys, path, value, expected):

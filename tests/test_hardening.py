@@ -480,3 +480,70 @@ def test_a_few_empty_references_are_tolerated(dialogue_dir, tmp_path):
     assert len(load_eval(source(1), EvaluationConfig(size=20))) == 20  # 1 in 20: the 5% limit
     with pytest.raises(UserError, match="^evaluation.split: 2 of the 20 references"):
         load_eval(source(2), EvaluationConfig(size=20))
+
+
+# --- 8. did-you-mean at the right place; a wrong target reported once --------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "hint"),
+    [
+        ("baseline.training.lr", "; did you mean 'learning_rate'?"),  # not lora's 'r'
+        ("baseline.training.lerning_rate", "; did you mean 'learning_rate'?"),
+        ("baseline.training.dropout", "; did you mean baseline.lora.dropout?"),
+        ("evaluation.max_new_tokens", "; did you mean generation.max_new_tokens?"),
+        ("baseline.lora.seed", "; did you mean baseline.training.seed or evaluation.seed?"),
+        ("training", "; did you mean baseline.training?"),  # not 'tracking'
+        ("generation.batchsize", "; did you mean 'batch_size'?"),
+        ("baseline.lora.rank", ""),  # nothing valid is close: no guess
+    ],
+)
+def test_unknown_keys_suggest_keys_valid_at_that_place(good, tmp_path, capsys, path, hint):
+    raw = edit(good, path, 1) if "." in path else {**good, path: {}}
+    line = rejected(raw, tmp_path, capsys)
+    assert line == f"{tmp_path / 'bad.yaml'}: {path}: unknown key{hint}"
+
+
+def test_a_wrong_baseline_target_is_reported_once(good, micro_model, tmp_path, capsys):
+    raw = edit(good, "baseline.lora.target_modules", ["q_proj", "qkv"])
+    for dry_run in ([], ["--dry-run"]):
+        config = write_yaml(tmp_path / "bad.yaml", raw)
+        # rank=2/4 and lr=5e-4/5e-3 inherit the baseline's modules; targets=qv/attention+mlp don't.
+        line = one_error(["run", str(config), "--out", str(tmp_path / "out"), *dry_run], capsys)
+        assert line.startswith("baseline.lora.target_modules: no module qkv in the model")
+        assert not (tmp_path / "out").exists()
+
+
+# --- 10. report staging folders of killed builds -----------------------------------------------
+
+
+def test_report_removes_staging_folders_of_dead_builds(tmp_path, capsys):
+    from tests.test_report import make_store
+
+    store = make_store(tmp_path / "sweep")
+    killed = [
+        store.root / ".report-q1w2e3",
+        store.root / ".report-99999999-abc",
+    ]  # old name; no such pid
+    running = store.root / f".report-{os.getppid()}-def"  # a live process: its build goes on
+    for folder in [*killed, running]:
+        folder.mkdir()
+        (folder / "report.md").write_text("half")
+    assert main(["report", str(store.root)]) == 0
+    assert [p.name for p in store.root.glob(".report-*")] == [running.name]
+    assert (store.report_dir / "report.md").read_text().startswith("# LoRA sweep report")
+
+
+def test_a_failed_report_build_leaves_no_staging_folder(tmp_path, monkeypatch):
+    import lorasweep.report.markdown as markdown
+    from tests.test_report import make_store
+
+    store = make_store(tmp_path / "sweep")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(markdown, "render", broken)
+    with pytest.raises(RuntimeError):
+        markdown.write_report(store)
+    assert list(store.root.glob(".report-*")) == []

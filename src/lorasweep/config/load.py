@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -211,23 +212,20 @@ def format_errors(err: ValidationError, model: type[BaseModel]) -> list[str]:
         # For a union (``r: int | 'all'``) keep the branch that matched the value's type.
         specific = [e for e in errors if not e["type"].endswith(_TYPE_MISMATCH)] or errors
         if len(specific) == 1:
-            lines.append(_format_one(specific[0], known=_field_names(model)))
+            lines.append(_format_one(specific[0], root=model))
         else:
             expected = " or ".join(_message(e).removeprefix("must be ") for e in specific)
             lines.append(_format_one({**specific[0], "msg": f"must be {expected}"}))
     return lines
 
 
-def _format_one(error: dict, prefix: str = "", known: set[str] | None = None) -> str:
+def _format_one(error: dict, prefix: str = "", root: type[BaseModel] | None = None) -> str:
     where = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
     where = where.lstrip(".")
     if not where:  # a rule across sections: its message names the fields itself
         return _message(error)
     if error["type"] == "extra_forbidden":
-        key = str(error["loc"][-1])
-        hint = difflib.get_close_matches(key, sorted(known or ()), n=1)
-        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        return f"{where}: unknown key{suggestion}"
+        return f"{where}: unknown key{_suggestion(error['loc'], root)}"
     got = error.get("input")
     shown = "" if isinstance(got, dict) else f" (got {_short(got)})"
     return f"{where}: {_message(error)}{shown}"
@@ -244,15 +242,67 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _field_names(model: type[BaseModel]) -> set[str]:
-    """Every field name in the config tree, for did-you-mean hints on unknown keys."""
-    names: set[str] = set()
-    pending: list[type[BaseModel]] = [model]
+def _suggestion(loc: tuple, root: type[BaseModel] | None) -> str:
+    """A did-you-mean for an unknown key, from keys valid somewhere, most likely first: the
+    same key in another section (``training`` at the top level is ``baseline.training``), a
+    close key of this section (``lerning_rate``, ``lr``), a close key of another section."""
+    if root is None:
+        return ""
+    key, place = str(loc[-1]), ".".join(str(p) for p in loc[:-1] if isinstance(p, str))
+    here = _section_at(root, loc[:-1])
+    names = sorted(here.model_fields) if here else []
+    elsewhere = [
+        (f"{where}.{name}".lstrip("."), name)
+        for where, section in _sections(root)
+        if section is not here
+        for name in section.model_fields
+    ]
+    # The nearest place first: baseline.lora.seed suggests baseline.training.seed first.
+    elsewhere.sort(key=lambda item: -len(os.path.commonprefix([item[0], place])))
+    if key in {name for _, name in elsewhere}:
+        return _did_you_mean([dotted for dotted, name in elsewhere if name == key])
+    close = difflib.get_close_matches(key, names, n=1) or [
+        name for name in names if len(key) > 1 and key == "".join(w[0] for w in name.split("_"))
+    ]  # initials: lr -> learning_rate
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    match = difflib.get_close_matches(key, [name for _, name in elsewhere], n=1, cutoff=0.8)
+    return _did_you_mean([dotted for dotted, name in elsewhere if match and name == match[0]])
+
+
+def _did_you_mean(places: list[str]) -> str:
+    return f"; did you mean {' or '.join(places[:2])}?" if places else ""
+
+
+def _section_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The config class of the mapping at ``loc`` (list indexes step into the list's items)."""
+    current = root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part)
+        sections = _sections_in(field.annotation) if field else []
+        if not sections:
+            return None
+        current = sections[0]
+    return current
+
+
+def _sections(root: type[BaseModel]) -> list[tuple[str, type[BaseModel]]]:
+    """Every config class in the tree, with its place: ``baseline.lora``, ``experiments[]``."""
+    found, pending = [], [("", root)]
     while pending:
-        current = pending.pop()
-        for name, field in current.model_fields.items():
-            names.add(name)
-            annotation = field.annotation
-            candidates = getattr(annotation, "__args__", ()) + (annotation,)
-            pending += [a for a in candidates if isinstance(a, type) and issubclass(a, BaseModel)]
-    return names
+        place, section = pending.pop(0)
+        found.append((place, section))
+        for name, field in section.model_fields.items():
+            many = get_origin(field.annotation) is list
+            for child in _sections_in(field.annotation):
+                pending.append((f"{place}.{name}{'[]' if many else ''}".lstrip("."), child))
+    return found
+
+
+def _sections_in(annotation: Any) -> list[type[BaseModel]]:
+    """Config classes an annotation holds: ``LoraConfig``, ``X | None``, ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [s for arg in get_args(annotation) for s in _sections_in(arg)]

@@ -6,6 +6,8 @@ lays them out.
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from lorasweep.report.tables import (
 from lorasweep.stats.bootstrap import CONFIDENCE, GAIN, LOSS, NOISE, RESAMPLES, Delta
 from lorasweep.store.store import RunStore, replace_dir
 
+STAGING = ".report-"  # .report-<pid>-<random>: a build's folder until it replaces report/
+
 BASIS = {
     SIGNIFICANT: "significantly best",
     CHEAPEST: "cheapest within noise of the best",
@@ -45,7 +49,41 @@ def write_report(store: RunStore) -> Path:
     """Build ``report/report.md`` and its charts; the folder is replaced as a whole."""
     tables = build_tables(store)
     store.root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=store.root))
+    remove_stale_staging(store.root)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-", dir=store.root))
+    try:
+        _write_into(staging, store, tables)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replace_dir(staging, store.report_dir)
+    return store.report_dir / "report.md"
+
+
+def remove_stale_staging(root: Path) -> None:
+    """Remove the staging folders of report builds whose process has died (killed mid-build);
+    a build still running in another process keeps its folder."""
+    for folder in root.glob(f"{STAGING}*"):
+        owner = folder.name.removeprefix(STAGING).split("-", 1)[0]
+        if folder.is_dir() and not (owner.isdigit() and _alive(int(owner))):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OverflowError:  # not a pid at all
+        return False
+    return True
+
+
+def _write_into(staging: Path, store: RunStore, tables: SweepTables) -> None:
     charts: dict[str, list[str]] = {}
     for table in tables.experiments:
         made = [
@@ -58,8 +96,6 @@ def write_report(store: RunStore) -> Path:
     summary = _sweep_summary(store, tables)
     text = render(tables, summary, charts, tradeoff.name if tradeoff else None)
     (staging / "report.md").write_text(text)
-    replace_dir(staging, store.report_dir)
-    return store.report_dir / "report.md"
 
 
 def render(

@@ -153,16 +153,20 @@ def check_targets(targets: Iterable[tuple[str, list[str] | str]], available: lis
     """Every requested module must exist in the model.
 
     Args:
-        targets: (field, modules) pairs, e.g. ``("experiments[2].values[1]", ["q_proj"])``.
+        targets: (field, modules) pairs, the baseline's first, e.g.
+            ``("experiments[2].values[1]", ["q_proj"])``.
         available: The model's linear module names.
 
     Raises:
         UserError: Naming each field with unknown modules and listing the modules the model has.
+            A module list is reported once, against its first field: a wrong baseline is not
+            repeated for every experiment value that inherits it.
     """
-    problems = []
+    problems, seen = [], set()
     for field, modules in targets:
-        if modules == ALL_LINEAR:
+        if modules == ALL_LINEAR or tuple(modules) in seen:
             continue
+        seen.add(tuple(modules))
         missing = [m for m in modules if m not in available]
         if missing:
             problems.append(
@@ -170,4 +174,4 @@ def check_targets(targets: Iterable[tuple[str, list[str] | str]], available: lis
                 f"its linear modules are {', '.join(available)}"
             )
     if problems:
-        raise UserError(*dict.fromkeys(problems))
+        raise UserError(*problems)

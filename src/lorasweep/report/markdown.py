@@ -246,7 +246,8 @@ def recommendation_section(recommendation: Recommendation, rows: list[Row]) -> l
                 delta, verdict = _delta(found), verdict_words(found)
             lines.append(
                 f"| {candidate.label} | {_score(row, PRIMARY)} | {delta} | {verdict} | "
-                f"{_params(candidate.trainable_params)} | {_number(candidate.train_tokens, ',.0f')} |"
+                f"{_params(candidate.trainable_params)} | "
+                f"{_number(candidate.train_tokens, ',.0f')} |"
             )
         lines.append("")
     return lines + [" ".join(recommendation.sentences()), ""]

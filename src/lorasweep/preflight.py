@@ -14,6 +14,7 @@ from lorasweep.config.schema import SweepConfig
 from lorasweep.data.prompts import check_template
 from lorasweep.data.sources import is_hub_source, load_eval, load_train
 from lorasweep.training.model import (
+    check_quantization,
     check_targets,
     check_token_counts,
     context_length,
@@ -56,9 +57,11 @@ def check_model(plan: Plan, console: Console, dry_run: bool) -> None:
     Only the model's config is read (the hub's copy when it is not cached), never its weights.
 
     Raises:
-        UserError: A token count exceeds the context length, or a target module is missing.
+        UserError: A token count exceeds the context length, a target module is missing, or
+            the 4-bit model asked for cannot be loaded (no bitsandbytes).
     """
     model = plan.sweep.model
+    check_quantization(model)
     architecture = read_architecture(model)
     if architecture is None:
         if dry_run:

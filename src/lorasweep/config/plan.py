@@ -257,11 +257,17 @@ def combine(plan: Plan, choices: dict[str, str]) -> BaselineConfig:
 
 
 def resolve_run(sweep: SweepConfig, settings: BaselineConfig) -> dict[str, Any]:
-    """Everything that determines a run's numbers, with presets and ``alpha: 2r`` made explicit."""
+    """Everything that determines a run's numbers, with presets and ``alpha: 2r`` made explicit.
+
+    Options added after stores existed enter only when they are on (rsLoRA, DoRA, a 4-bit base):
+    a run that does not use them keeps its id. Gradient checkpointing changes no number, so it
+    is left out (``RunSpec.settings`` still carries it).
+    """
     lora = settings.lora
+    switches = {"use_rslora": lora.use_rslora, "use_dora": lora.use_dora}
     return {
         "format": FORMAT_VERSION,
-        "model": sweep.model.model_dump(),
+        "model": sweep.model.resolved(),
         "data": sweep.data.model_dump(),
         "prompt": sweep.prompt.model_dump(),
         "lora": {
@@ -269,8 +275,9 @@ def resolve_run(sweep: SweepConfig, settings: BaselineConfig) -> dict[str, Any]:
             "alpha": lora.lora_alpha,
             "dropout": lora.dropout,
             "target_modules": lora.modules,
+            **{name: True for name, on in switches.items() if on},
         },
-        "training": settings.training.model_dump(),
+        "training": settings.training.model_dump(exclude={"gradient_checkpointing"}),
         "evaluation": sweep.evaluation.model_dump(),
         "generation": sweep.generation.model_dump(),
     }
@@ -281,7 +288,7 @@ def resolve_eval(sweep: SweepConfig) -> dict[str, Any]:
     data = sweep.data.model_dump(exclude={"train_split", "train_size"})
     return {
         "format": FORMAT_VERSION,
-        "model": sweep.model.model_dump(),
+        "model": sweep.model.resolved(),
         "data": data,
         "prompt": sweep.prompt.model_dump(),
         "evaluation": sweep.evaluation.model_dump(),

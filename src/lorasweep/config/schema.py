@@ -81,10 +81,28 @@ class ModelConfig(Section):
     revision: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     trust_remote_code: bool = False  # runs code from the model repo: off unless asked for
+    # 4-bit weights through bitsandbytes (QLoRA): nf4 is the QLoRA paper's data type. Every run
+    # trains and is evaluated on the same quantized base; `dtype` is then the dtype of the layers
+    # left unquantized (embeddings, norms, output head), which training keeps in float32.
+    quantization: Literal["none", "nf4", "fp4"] = "none"
+    double_quant: bool = True  # quantize the quantization constants too: ~0.4 bits/weight less
+    # The dtype 4-bit layers compute in. auto: bfloat16 on a GPU that has it, float32 otherwise.
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
     @property
     def is_builtin(self) -> bool:
         return self.name.startswith(BUILTIN_PREFIX)
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.quantization != "none"
+
+    def resolved(self) -> dict[str, Any]:
+        """The fields that shape the numbers: the 4-bit options only for a 4-bit model, so a
+        full-precision model keeps the run ids it had before quantization existed."""
+        if self.is_quantized:
+            return self.model_dump()
+        return self.model_dump(exclude={"quantization", "double_quant", "compute_dtype"})
 
 
 class DataConfig(Section):
@@ -160,6 +178,10 @@ class LoraConfig(Section):
     alpha: Annotated[float, Number, Field(le=1_000_000)] | str = 16
     dropout: Annotated[float, Number, Field(ge=0, lt=1)] = 0.05
     target_modules: str | list[str] = "qv"
+    # rsLoRA scales the update by alpha/sqrt(r) instead of alpha/r, so that higher ranks learn
+    # as fast as low ones; DoRA trains a magnitude per output and LoRA for the direction.
+    use_rslora: bool = False
+    use_dora: bool = False
 
     @field_validator("alpha")
     @classmethod
@@ -192,6 +214,11 @@ class LoraConfig(Section):
         return float(self.alpha)
 
     @property
+    def scaling(self) -> float:
+        """The factor the low-rank update is multiplied by: alpha/r, or alpha/sqrt(r) (rsLoRA)."""
+        return lora_scaling(self.r, self.lora_alpha, self.use_rslora)
+
+    @property
     def modules(self) -> list[str] | str:
         """Explicit module names, or PEFT's ``all-linear``."""
         if isinstance(self.target_modules, list):
@@ -201,6 +228,11 @@ class LoraConfig(Section):
             if self.target_modules == ALL_LINEAR
             else list(TARGET_PRESETS[self.target_modules])
         )
+
+
+def lora_scaling(r: int, alpha: float, use_rslora: bool = False) -> float:
+    """The effective LoRA scaling PEFT applies: alpha/r, or alpha/sqrt(r) with rsLoRA."""
+    return alpha / (r**0.5 if use_rslora else r)
 
 
 class TrainingConfig(Section):
@@ -220,6 +252,10 @@ class TrainingConfig(Section):
     max_grad_norm: Annotated[float, Number, Field(gt=0, le=1_000_000)] | None = 1.0
     # Batches of similar-length examples waste less compute on padding; the order stays seeded.
     group_by_length: bool = True
+    # Recompute each layer's activations in the backward pass instead of keeping them: less
+    # memory, about a third more compute. The same numbers bit for bit (a test checks it), so it
+    # is not part of a run's identity and not an experiment factor.
+    gradient_checkpointing: bool = False
     seed: Seed = 42
 
     @model_validator(mode="after")
@@ -265,6 +301,12 @@ class BaselineConfig(Section):
     training: TrainingConfig
 
 
+# Fields that cannot be an experiment's factor, and why.
+NOT_FACTORS = {
+    "training.gradient_checkpointing": "does not change a run's numbers, only its memory and time",
+}
+
+
 class ExperimentConfig(Section):
     """One factor varied around the baseline: ``factor: lora.r`` with ``values: [4, 8, 16]``."""
 
@@ -277,8 +319,12 @@ class ExperimentConfig(Section):
     def _known_factor(cls, value: str) -> str:
         section, _, key = value.partition(".")
         fields = {"lora": LoraConfig.model_fields, "training": TrainingConfig.model_fields}
+        if value in NOT_FACTORS:
+            raise ValueError(f"{value} {NOT_FACTORS[value]}; set it in baseline.{value}")
         if section not in fields or key not in fields[section]:
-            choices = [f"{s}.{k}" for s, f in fields.items() for k in f]
+            choices = [
+                f"{s}.{k}" for s, f in fields.items() for k in f if f"{s}.{k}" not in NOT_FACTORS
+            ]
             raise ValueError(f"unknown factor; choose one of {', '.join(choices)}")
         return value
 
@@ -366,6 +412,17 @@ class SweepConfig(Section):
     # one-factor-at-a-time assumption that the factors do not interact.
     confirmation: bool = True
     test: TestSplitConfig | None = None
+
+    @model_validator(mode="after")
+    def _quantization_options(self) -> SweepConfig:
+        # Here rather than on ModelConfig, so that the line names the field: model.compute_dtype.
+        stray = sorted({"double_quant", "compute_dtype"} & self.model.model_fields_set)
+        if stray and not self.model.is_quantized:
+            raise ValueError(
+                f"model.{stray[0]}: applies to a 4-bit model only; set model.quantization to "
+                "nf4 or fp4, or remove it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _prompt_fits_data(self) -> SweepConfig:

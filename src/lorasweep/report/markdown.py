@@ -26,6 +26,8 @@ from lorasweep.report.tables import (
     SweepTables,
     build_tables,
     describe_run,
+    lora_scaling_of,
+    lora_variant,
 )
 from lorasweep.stats.bootstrap import CONFIDENCE, GAIN, LOSS, NOISE, RESAMPLES, Delta
 from lorasweep.store.store import RunStore, replace_dir
@@ -421,14 +423,16 @@ def _runs(tables: SweepTables) -> list[str]:
     lines = [
         "## Runs",
         "",
-        "| run | serves | status | train s | eval s | trainable params | adapter "
+        "| run | serves | status | LoRA scaling | train s | eval s | trainable params | adapter "
         "| train tokens/s | generated tokens/s | peak memory |",
-        "|---|---|---|" + "---:|" * 7,
+        "|---|---|---|" + "---:|" * 8,
     ]
     for run_id, result in tables.results.items():
         timings, efficiency = result.timings, result.efficiency
+        lora = result.config.get("lora")
+        scaling = f"{lora_scaling_of(lora):.3g} ({lora_variant(lora)})" if lora else "–"
         lines.append(
-            f"| `{run_id}` | {', '.join(result.labels)} | {result.status} | "
+            f"| `{run_id}` | {', '.join(result.labels)} | {result.status} | {scaling} | "
             f"{_number(timings.get('train_s'))} | {_number(timings.get('eval_s'))} | "
             f"{_params(efficiency.get('trainable_params'))} | "
             f"{_bytes(efficiency.get('adapter_bytes'))} | "

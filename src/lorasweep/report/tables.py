@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from lorasweep.config.schema import lora_scaling
 from lorasweep.evaluation.extractive import extractive_predictions
 from lorasweep.external import external_rows
 from lorasweep.metrics.health import Health, generation_health
@@ -513,8 +514,22 @@ def describe_run(result: RunResult) -> str:
         if training.get("max_steps")
         else f"{training['epochs']:g} epochs"
     )
+    quantization = result.config["model"].get("quantization", "none")
+    base = f", on a 4-bit ({quantization}) base" if quantization != "none" else ""
     return (
-        f"r={lora['r']}, alpha={lora['alpha']:g}, dropout={lora['dropout']:g}, "
+        f"{lora_variant(lora)} r={lora['r']}, alpha={lora['alpha']:g} "
+        f"(scaling {lora_scaling_of(lora):.3g}), dropout={lora['dropout']:g}, "
         f"targets {modules}, lr {training['learning_rate']:g}, "
-        f"batch {training['batch_size']}x{training['gradient_accumulation_steps']}, {length}"
+        f"batch {training['batch_size']}x{training['gradient_accumulation_steps']}, {length}{base}"
     )
+
+
+def lora_variant(lora: dict[str, Any]) -> str:
+    """LoRA, rsLoRA, DoRA or rsLoRA + DoRA, from a resolved ``lora`` section."""
+    names = [n for n, key in (("rsLoRA", "use_rslora"), ("DoRA", "use_dora")) if lora.get(key)]
+    return " + ".join(names) or "LoRA"
+
+
+def lora_scaling_of(lora: dict[str, Any]) -> float:
+    """The effective scaling of a resolved ``lora`` section: alpha/r, or alpha/sqrt(r)."""
+    return lora_scaling(lora["r"], lora["alpha"], lora.get("use_rslora", False))

@@ -142,6 +142,7 @@ def fit(
                 attention_mask=attention_mask,
                 labels=labels,
                 num_items_in_batch=max(1, target_tokens),
+                use_cache=False,  # a KV cache is for generation; checkpointing refuses one
             ).loss
             loss.backward()
             loss_sum += loss.item()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from collections.abc import Callable, Iterable
@@ -53,13 +54,23 @@ def model_path(config: ModelConfig, log: Callable[[str], None] = print) -> str:
 
 
 def load_model(config: ModelConfig, log: Callable[[str], None] = print):
-    """The base model (in eval mode, on the GPU when there is one) and its tokenizer."""
+    """The base model (in eval mode, on the GPU when there is one) and its tokenizer.
+
+    A 4-bit model (``model.quantization``) is quantized by bitsandbytes while it loads, and
+    prepared for training once (PEFT's ``prepare_model_for_kbit_training``: unquantized layers
+    in float32, every weight frozen), so every run of the process shares the same prepared base.
+    """
     path = model_path(config, log)
     options = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
+    quantized = {}
+    if config.is_quantized:
+        # On the target device as it loads: a 4-bit model cannot be moved afterwards.
+        quantized = {"quantization_config": quantization_config(config),
+                     "device_map": {"": device()}}  # fmt: skip
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **options)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=resolve_dtype(config.dtype), **options
+            path, dtype=resolve_dtype(config.dtype), **quantized, **options
         )
     except (OSError, ValueError) as err:  # not found, gated, offline, not a causal LM
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -67,7 +78,52 @@ def load_model(config: ModelConfig, log: Callable[[str], None] = print):
     if tokenizer.pad_token_id is None:
         # Padding is masked out of attention and loss, so any token serves; EOS is always there.
         tokenizer.pad_token = tokenizer.eos_token
+    if config.is_quantized:
+        from peft import prepare_model_for_kbit_training
+
+        # Checkpointing is a per-run choice (training.gradient_checkpointing), not the base's.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        keep_cpu_4bit_layout(model)
+        return model.eval(), tokenizer
     return model.to(device()).eval(), tokenizer
+
+
+def quantization_config(config: ModelConfig):
+    """bitsandbytes' 4-bit settings for ``config`` (QLoRA: nf4, double quantization)."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=config.quantization,
+        bnb_4bit_use_double_quant=config.double_quant,
+        bnb_4bit_compute_dtype=resolve_dtype(config.compute_dtype),
+    )
+
+
+def keep_cpu_4bit_layout(model: torch.nn.Module) -> None:
+    """Keep bitsandbytes from repacking 4-bit layers for its AVX512-BF16 CPU kernel.
+
+    On such CPUs its first inference pass repacks each layer in place and rounds the layer's
+    quantization constants to bfloat16, for good: the adapter would then be evaluated on another
+    base than the one it was trained on, and the next run trained on a third. Off, every run
+    trains and decodes on the base exactly as it was quantized. GPUs take no such path.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
+def check_quantization(config: ModelConfig) -> None:
+    """A 4-bit model needs bitsandbytes; say so before anything loads.
+
+    Raises:
+        UserError: bitsandbytes is not installed.
+    """
+    if config.is_quantized and importlib.util.find_spec("bitsandbytes") is None:
+        raise UserError(
+            f"model.quantization: {config.quantization} needs bitsandbytes, which is not "
+            "installed; pip install 'lorasweep[qlora]'"
+        )
 
 
 def linear_module_names(model: torch.nn.Module) -> list[str]:

@@ -7,7 +7,6 @@ computes units through ``execute``, into a store on this machine.
 
 from __future__ import annotations
 
-import copy
 import shutil
 import tempfile
 import time
@@ -18,15 +17,14 @@ from typing import Any
 
 import psutil
 import torch
-from peft import LoraConfig as PeftLoraConfig
-from peft import PeftModel, get_peft_model
-from transformers import PreTrainedModel
+from peft import PeftModel
 
 from lorasweep.config.plan import EvalSpec, RunSpec, TestSpec, Unit
 from lorasweep.evaluation.evaluate import Evaluation, evaluate
 from lorasweep.faults import fault_point
 from lorasweep.store.records import AdapterRecord, RunResult, Status, UnitKind
 from lorasweep.store.store import CHECKPOINT, RunStore, replace_dir, write_jsonl, write_yaml
+from lorasweep.training.adapters import checkpointing, for_decoding, new_adapter, saved_adapter
 from lorasweep.training.loop import Checkpoints, StepLog, fit
 from lorasweep.training.model import device
 from lorasweep.training.resources import SweepResources
@@ -87,13 +85,13 @@ def train_and_evaluate(
     write_yaml(store.run_dir(spec.run_id) / "config.yaml", spec.resolved)
     record = store.adapter(spec.adapter_id)
     if record is None:
-        model, record = train_adapter(spec, resources, store, hooks)
-        # Merging folds the adapter into the weights: the same function, faster to decode.
-        merged = model.merge_and_unload()
+        torch.manual_seed(spec.settings.training.seed)  # the adapter's initial weights
+        with new_adapter(resources.model, spec.resolved["lora"]) as model:
+            record = train_adapter(model, spec, resources, store, hooks)
+            with for_decoding(model) as decoder:
+                evaluation = _evaluate(decoder, resources, hooks)
     else:
-        merged = _load_merged(resources, store.adapter_dir(spec.adapter_id))
-    evaluation = _evaluate(merged, resources, hooks)
-    del merged
+        evaluation = _evaluate_saved(resources, store.adapter_dir(spec.adapter_id), hooks)
     timings = {**record.timings, "eval_s": evaluation.seconds,
                "total_s": time.perf_counter() - started}  # fmt: skip
     extra = {"train_steps": record.train_steps, "resumed_at_step": record.resumed_at_step,
@@ -104,33 +102,19 @@ def train_and_evaluate(
 
 
 def train_adapter(
-    spec: RunSpec, resources: SweepResources, store: RunStore, hooks: Hooks
-) -> tuple[PeftModel, AdapterRecord]:
-    """Train the run's adapter and save it in the store; returns the trained model too."""
+    model: PeftModel, spec: RunSpec, resources: SweepResources, store: RunStore, hooks: Hooks
+) -> AdapterRecord:
+    """Train the run's adapter, freshly added to the shared base, and save it in the store."""
     started = time.perf_counter()
     settings = spec.settings
     folder = store.adapter_dir(spec.adapter_id)
     write_yaml(folder / "config.yaml", spec.adapter_resolved)
-
-    # Set up: a fresh copy of the base model, so no run sees another's adapter.
-    torch.manual_seed(settings.training.seed)
     examples = resources.train_encoded(settings.training.max_length)
     if not examples:
         raise ValueError(
             f"no training example keeps a target token within max_length="
             f"{settings.training.max_length}; the prompts alone are longer"
         )
-    lora = spec.resolved["lora"]
-    model = get_peft_model(
-        copy.deepcopy(resources.model),
-        PeftLoraConfig(
-            r=lora["r"],
-            lora_alpha=lora["alpha"],
-            lora_dropout=lora["dropout"],
-            target_modules=lora["target_modules"],
-            task_type="CAUSAL_LM",
-        ),
-    )
     trainable, total = model.get_nb_trainable_parameters()
     setup_seconds = time.perf_counter() - started
 
@@ -138,14 +122,15 @@ def train_adapter(
     _reset_peak_memory()
     fit_start = time.perf_counter()
     checkpoints = Checkpoints(folder / CHECKPOINT, resources.sweep.execution.checkpoint_every)
-    history: list[StepLog] = fit(
-        model,
-        examples,
-        settings.training,
-        resources.tokenizer.pad_token_id,
-        hooks.on_step,
-        checkpoints,
-    )
+    with checkpointing(resources.model, settings.training.gradient_checkpointing):
+        history: list[StepLog] = fit(
+            model,
+            examples,
+            settings.training,
+            resources.tokenizer.pad_token_id,
+            hooks.on_step,
+            checkpoints,
+        )
     # Every segment counts: a run resumed from a checkpoint adds the time trained before it.
     train_seconds = checkpoints.earlier_seconds + time.perf_counter() - fit_start
     write_jsonl(folder / "train_log.jsonl", (log.as_dict() for log in history))
@@ -174,7 +159,7 @@ def train_adapter(
     )
     store.write_adapter(record)
     checkpoints.remove()  # the adapter is saved: its record and files are all that is needed
-    return model, record
+    return record
 
 
 def evaluate_base(
@@ -195,20 +180,22 @@ def evaluate_test(
     """Evaluate a finished run's saved adapter on the held-out test split."""
     started = time.perf_counter()
     write_yaml(store.run_dir(spec.run_id) / "config.yaml", spec.resolved)
-    model = _load_merged(resources, store.adapter_dir(spec.adapter_id))
-    evaluation = _evaluate(model, resources, hooks, test=True)
+    evaluation = _evaluate_saved(resources, store.adapter_dir(spec.adapter_id), hooks, test=True)
     timings = {"eval_s": evaluation.seconds, "total_s": time.perf_counter() - started}
     labels = (f"test split: {spec.role}", spec.adapter_of)
     return _finish(store, spec.run_id, UnitKind.TEST, labels, spec.resolved, evaluation,
                    timings, _eval_efficiency(evaluation), resources, spec.adapter_id)  # fmt: skip
 
 
-def _load_merged(resources: SweepResources, adapter_folder: Path) -> PreTrainedModel:
-    """A stored adapter on a copy of the base model, merged for decoding."""
-    if not (adapter_folder / "adapter").is_dir():
-        raise FileNotFoundError(f"the adapter is missing from {adapter_folder}")
-    model = PeftModel.from_pretrained(copy.deepcopy(resources.model), adapter_folder / "adapter")
-    return model.merge_and_unload()
+def _evaluate_saved(
+    resources: SweepResources, adapter_folder: Path, hooks: Hooks, test: bool = False
+) -> Evaluation:
+    """Evaluate the adapter stored in ``adapter_folder`` on the shared base model."""
+    with (
+        saved_adapter(resources.model, adapter_folder / "adapter") as model,
+        for_decoding(model) as decoder,
+    ):
+        return _evaluate(decoder, resources, hooks, test)
 
 
 def _eval_efficiency(evaluation: Evaluation) -> dict[str, float]:
@@ -216,7 +203,7 @@ def _eval_efficiency(evaluation: Evaluation) -> dict[str, float]:
 
 
 def _evaluate(
-    model: PreTrainedModel, resources: SweepResources, hooks: Hooks, test: bool = False
+    model: torch.nn.Module, resources: SweepResources, hooks: Hooks, test: bool = False
 ) -> Evaluation:
     sweep = resources.sweep
     return evaluate(

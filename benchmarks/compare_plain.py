@@ -47,8 +47,7 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from peft import LoraConfig as PeftLoraConfig  # noqa: E402
-from peft import PeftModel, get_peft_model  # noqa: E402
+from peft import get_peft_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from transformers import (  # noqa: E402
     DataCollatorForSeq2Seq,
@@ -65,6 +64,7 @@ from lorasweep.executors.driver import run_sweep  # noqa: E402
 from lorasweep.executors.local import prepare  # noqa: E402
 from lorasweep.report.markdown import write_report  # noqa: E402
 from lorasweep.store.store import RunStore  # noqa: E402
+from lorasweep.training.adapters import for_decoding, peft_config, saved_adapter  # noqa: E402
 from lorasweep.training.loop import fit  # noqa: E402
 from lorasweep.training.run import SweepResources  # noqa: E402
 
@@ -156,19 +156,10 @@ def bench_sweep(raw: dict[str, Any], out: Path) -> tuple[list[Measured], list[st
 
 
 def lora_model(resources: SweepResources, spec: RunSpec) -> torch.nn.Module:
-    """The base model with the run's LoRA adapter, initialised from the run's seed."""
-    lora = spec.resolved["lora"]
+    """A copy of the base model with the run's LoRA adapter, initialised from the run's seed:
+    the two training loops compared here each need a model of their own."""
     torch.manual_seed(spec.settings.training.seed)
-    return get_peft_model(
-        copy.deepcopy(resources.model),
-        PeftLoraConfig(
-            r=lora["r"],
-            lora_alpha=lora["alpha"],
-            lora_dropout=lora["dropout"],
-            target_modules=lora["target_modules"],
-            task_type="CAUSAL_LM",
-        ),
-    )
+    return get_peft_model(copy.deepcopy(resources.model), peft_config(spec.resolved["lora"]))
 
 
 def train_lorasweep(resources: SweepResources, spec: RunSpec, seed: int | None = None):
@@ -371,16 +362,19 @@ def evaluate_both(name, model, resources: SweepResources, repeats: int) -> Evalu
 
 
 def sweep_models(resources: SweepResources, store: Path | None, trained):
-    """The models a sweep evaluates: the base model zero-shot, then each run's merged adapter;
-    without a sweep, the model the training comparison trained stands in for the runs."""
+    """The models a sweep evaluates: the base model zero-shot, then each run's adapter as the
+    sweep decodes it (merged into the shared base, which is restored after); without a sweep,
+    the model the training comparison trained stands in for the runs."""
     yield "zero-shot", resources.model
     if store is None:
         yield "fine-tuned (80-step baseline)", trained
         return
+    runs = RunStore(store)
     for run in sorted(store.glob("runs/run-*")):
-        result = RunStore(store).result(run.name)
-        adapter = PeftModel.from_pretrained(copy.deepcopy(resources.model), run / "adapter")
-        yield ", ".join(result["labels"]), adapter.merge_and_unload().eval()
+        result = runs.result(run.name)
+        folder = runs.adapter_dir(result.adapter_id) / "adapter"
+        with saved_adapter(resources.model, folder) as adapter, for_decoding(adapter) as model:
+            yield ", ".join(result.labels), model
 
 
 def bench_evaluation(resources: SweepResources, store: Path | None, trained, repeats: int):

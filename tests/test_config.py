@@ -39,6 +39,24 @@ def test_every_shipped_config_is_valid(path):
     assert all(len(e.rows) >= 2 for e in plan.experiments)
 
 
+def test_the_qlora_configs_are_the_published_setup():
+    plan = build_plan(load_sweep(ROOT / "configs" / "samsum-llama-3.2-1b-qlora.yaml"))
+    assert len(plan.runs) == 7
+    model = plan.run(plan.baseline_id).resolved["model"]
+    assert (model["quantization"], model["double_quant"], model["compute_dtype"]) == (
+        "nf4", True, "bfloat16")  # fmt: skip
+    variants = build_plan(load_sweep(ROOT / "configs" / "samsum-llama-3.2-1b-qlora-variants.yaml"))
+    assert [e.factor for e in variants.experiments] == ["lora.use_dora", "lora.use_rslora"]
+    assert [r.resolved["lora"].get("use_dora", False) for r in variants.runs] == [
+        False,
+        True,
+        False,
+    ]
+    assert variants.runs[2].settings.lora.scaling == pytest.approx(16 / 8**0.5)
+    same = plan.run(plan.baseline_id).resolved["training"]
+    assert variants.run(variants.baseline_id).resolved["training"] == same
+
+
 def test_reference_study_plan_has_seven_unique_runs():
     plan = build_plan(load_sweep(ROOT / "configs" / "samsum-llama-3.2-1b.yaml"))
     assert len(plan.runs) == 7

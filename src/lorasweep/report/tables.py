@@ -514,7 +514,7 @@ def describe_run(result: RunResult) -> str:
         if training.get("max_steps")
         else f"{training['epochs']:g} epochs"
     )
-    quantization = result.config["model"].get("quantization", "none")
+    quantization = result.config.get("model", {}).get("quantization", "none")
     base = f", on a 4-bit ({quantization}) base" if quantization != "none" else ""
     return (
         f"{lora_variant(lora)} r={lora['r']}, alpha={lora['alpha']:g} "

@@ -102,3 +102,15 @@ def test_predictions_are_compared_in_full_below_the_cap_and_as_a_prefix_above():
         "m", 1.0, 1.0, 1.0, pipeline_tokens, [decode(t) for t in ours], [len(t) for t in ours]
     )
     assert evaluated.compared(cap=3, decode=decode) == (1, 2, 1, 2)
+
+
+def test_memory_benchmark_measures_both_sides_in_their_own_processes(capsys):
+    memory = load("memory")
+    tiny = ["--hidden", "64", "--layers", "1", "--intermediate", "128", "--heads", "2",
+            "--kv-heads", "1", "--vocab", "2048", "--runs", "2", "--steps", "1",
+            "--eval-size", "4", "--max-new-tokens", "4", "--target", "100"]  # fmt: skip
+    assert memory.main(tiny) == 0
+    out = capsys.readouterr().out
+    peaks = [float(p) for p in re.findall(r"([0-9.]+) GiB peak", out)]
+    assert len(peaks) == 2 and all(p > 0.1 for p in peaks)  # a Python with torch is > 100 MiB
+    assert re.search(r"ratio: [0-9.]+ \(target <= 100.00: met\)", out)

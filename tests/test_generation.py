@@ -52,8 +52,11 @@ def one_at_a_time(model, prompts, max_new_tokens, stops) -> list[list[int]]:
     config = generation.greedy_config(max_new_tokens, stops, pad_id=0)
     outputs = []
     for prompt in prompts:
-        new = model.generate(torch.tensor([prompt]), generation_config=config)[0, len(prompt) :]
-        outputs.append(generation._until_stop(new.tolist(), stops))
+        ids = torch.tensor([prompt])
+        # No padding, and the mask says so: left to infer one, generate would hide every token
+        # equal to the pad id (0: a real tokenizer's BOS, say) from attention.
+        output = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config)
+        outputs.append(generation._until_stop(output[0, len(prompt) :].tolist(), stops))
     return outputs
 
 

@@ -13,7 +13,6 @@ from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
-    GenerationConfig,
     LlamaConfig,
     MistralConfig,
     Qwen2Config,
@@ -50,13 +49,14 @@ def prompts_with_a_shared_prefix(vocab: int, n: int = 7) -> list[list[int]]:
 
 def one_at_a_time(model, prompts, max_new_tokens, stops) -> list[list[int]]:
     """The reference: transformers' greedy ``generate``, no padding, no batch."""
-    config = GenerationConfig(
-        do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=0
-    )
+    config = generation.greedy_config(max_new_tokens, stops, pad_id=0)
     outputs = []
     for prompt in prompts:
-        new = model.generate(torch.tensor([prompt]), generation_config=config)[0, len(prompt) :]
-        outputs.append(generation._until_stop(new.tolist(), stops))
+        ids = torch.tensor([prompt])
+        # No padding, and the mask says so: left to infer one, generate would hide every token
+        # equal to the pad id (0: a real tokenizer's BOS, say) from attention.
+        output = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config)
+        outputs.append(generation._until_stop(output[0, len(prompt) :].tolist(), stops))
     return outputs
 
 
@@ -155,3 +155,16 @@ def test_models_outside_the_llama_family_use_transformers_generate(micro_model):
     expected = one_at_a_time(eager.eval(), prompts, 5, [tokenizer.eos_token_id])
     _, lengths = generate(eager, tokenizer, prompts, 5, batch_size=2)  # falls back, same tokens
     assert lengths == [len(e) for e in expected]
+
+
+def test_transformers_generate_ignores_the_models_generation_defaults():
+    """Hub models ship sampling and penalty settings in generation_config.json (Qwen2.5:
+    repetition_penalty 1.1); transformers' ``generate`` fills every unset field from there."""
+    model = random_model(Qwen2Config)
+    prompts = prompts_with_a_shared_prefix(model.config.vocab_size, n=4)
+    greedy = LeanDecoder(model, prompts, 8, stops=[])(prompts)
+    model.generation_config.update(
+        do_sample=True, temperature=0.7, top_k=20, repetition_penalty=50.0, no_repeat_ngram_size=1
+    )
+    assert generation._generate_decoder(model, 8, stops=[], pad_id=0)(prompts) == greedy
+    assert one_at_a_time(model, prompts, 8, stops=[]) == greedy  # the tests' reference too

@@ -81,9 +81,7 @@ def _generate_decoder(
 ) -> Decoder:
     """transformers' ``generate`` on a left-padded batch: any model, more work per step."""
     device = next(model.parameters()).device
-    config = GenerationConfig(
-        do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=pad_id
-    )
+    config = greedy_config(max_new_tokens, stops, pad_id)
 
     def decode(prompts: Sequence[list[int]]) -> list[list[int]]:
         input_ids, attention_mask = _left_padded(prompts, pad_id)
@@ -95,6 +93,21 @@ def _generate_decoder(
         return [_until_stop(row, stops) for row in output[:, input_ids.shape[1] :].tolist()]
 
     return decode
+
+
+def greedy_config(max_new_tokens: int, stops: Sequence[int], pad_id: int) -> GenerationConfig:
+    """Plain greedy decoding for transformers' ``generate``, whatever the model's own file says.
+
+    ``generate`` takes every setting its config leaves unset from the model's
+    ``generation_config.json``, where hub models keep their sampling and penalty defaults
+    (Qwen2.5's ``repetition_penalty: 1.1`` demotes every token of the prompt): left unset, they
+    would make this decoder's tokens differ from the lean decoder's. transformers' own defaults,
+    set explicitly, are the neutral values.
+    """
+    defaults = GenerationConfig._get_default_generation_params()
+    defaults.pop("max_length")  # max_new_tokens decides the length
+    return GenerationConfig(**{**defaults, "do_sample": False}, max_new_tokens=max_new_tokens,
+                            eos_token_id=list(stops), pad_token_id=pad_id)  # fmt: skip
 
 
 def _left_padded(prompts: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

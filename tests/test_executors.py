@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -77,14 +78,15 @@ def test_records_round_trip_and_statuses_are_an_enum():
     ("name", "content", "message"),
     [
         ("plan.json", '{"format": 2, "name": "s", "ru', "not valid JSON, perhaps cut short"),
-        ("plan.json", "", "not valid JSON"),
+        ("plan.json", "", "damaged (empty)"),
         ("plan.json", '{"format": 2, "name": "s"}', "no 'runs'"),
         ("plan.json", "[1, 2]", "not a JSON object"),
-        ("result.json", '{"run_id": "run-1", "kind": "lora", "sta', "that unit is not done: rerun"),
+        ("result.json", '{"run_id": "run-1", "kind": "lora", "sta', "that run is not done: rerun"),
         ("result.json", '{"run_id": "run-1", "kind": "lora", "status": "weird"}', "status='weird'"),
     ],
 )
 def test_a_damaged_store_names_the_file_and_what_to_do(tmp_path, capsys, name, content, message):
+    """A damaged plan stops the readers; a damaged result is a run not done, with a warning."""
     store = RunStore(tmp_path)
     store.write_plan(
         PlanRecord.from_json({"format": 2, "name": "s", "baseline_run_ids": ["run-1"],
@@ -93,13 +95,19 @@ def test_a_damaged_store_names_the_file_and_what_to_do(tmp_path, capsys, name, c
     path = tmp_path / name if name == "plan.json" else store.run_dir("run-1") / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content)
-    with pytest.raises(StoreError, match=message):
-        store.plan() if name == "plan.json" else store.result("run-1")
+    if name == "plan.json":
+        with pytest.raises(StoreError, match=re.escape(message)):
+            store.plan()
+    else:
+        assert store.result("run-1") is None and store.status("run-1") is Status.PLANNED
+        assert message in str(store.damage("run-1"))
     for command in (
         ["status", str(tmp_path)],
         ["report", str(tmp_path)],
         ["export", str(tmp_path)],
     ):
-        assert main(command) == 2
+        assert main(command) == (2 if name == "plan.json" else 0)
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and str(path) in err[0] and message.split("'")[0] in err[0]
+        kind = "error" if name == "plan.json" else "warning"
+        assert err[0].startswith(f"lorasweep: {kind}: ")

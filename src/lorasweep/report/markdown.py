@@ -11,8 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import yaml
-
+from lorasweep.errors import UserError
 from lorasweep.metrics import health
 from lorasweep.metrics.rouge import NAMES, ROUGE_KEYS
 from lorasweep.report import plots
@@ -47,6 +46,7 @@ KINDS = {
 
 def write_report(store: RunStore) -> Path:
     """Build ``report/report.md`` and its charts; the folder is replaced as a whole."""
+    check_report_dir(store)
     tables = build_tables(store)
     store.root.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(store.root)
@@ -58,6 +58,19 @@ def write_report(store: RunStore) -> Path:
         raise
     replace_dir(staging, store.report_dir)
     return store.report_dir / "report.md"
+
+
+def check_report_dir(store: RunStore) -> None:
+    """The report can go in place: ``report/`` is a folder or absent, never a file to replace.
+
+    Raises:
+        UserError: Something else is where the report folder goes.
+    """
+    path = store.report_dir
+    if path.exists() and not path.is_dir():
+        raise UserError(
+            f"{path} is a file where the report folder goes; move or delete it, then rerun"
+        )
 
 
 def remove_stale_staging(root: Path) -> None:
@@ -443,9 +456,10 @@ def _runs(tables: SweepTables) -> list[str]:
 
 
 def _sweep_summary(store: RunStore, tables: SweepTables) -> str:
-    sweep = yaml.safe_load((store.root / "sweep.yaml").read_text())
-    evaluation = sweep["evaluation"]
-    stemming = "with" if evaluation["use_stemmer"] else "no"
+    sweep = store.sweep_config()
+    evaluation = sweep.get("evaluation") or {}
+    model, data = sweep.get("model") or {}, sweep.get("data") or {}
+    stemming = "with" if evaluation.get("use_stemmer") else "no"
     seeds = [s for s in tables.seeds if s is not None]
     training = (
         f"trained once per seed ({', '.join(map(str, seeds))}); scores are means over seeds "
@@ -455,9 +469,10 @@ def _sweep_summary(store: RunStore, tables: SweepTables) -> str:
     )
     resampling = "seeds and examples (both paired)" if len(seeds) > 1 else "the examples (paired)"
     return (
-        f"Model `{sweep['model']['name']}`, data `{sweep['data']['source']}`. "
-        f"Each configuration is {training}, and evaluated on the same {evaluation['size']} "
-        f"examples of the `{evaluation['split']}` split (shuffle seed {evaluation['seed']}) "
+        f"Model `{model.get('name')}`, data `{data.get('source')}`. "
+        f"Each configuration is {training}, and evaluated on the same {evaluation.get('size')} "
+        f"examples of the `{evaluation.get('split')}` split (shuffle seed "
+        f"{evaluation.get('seed')}) "
         f"with greedy decoding. Scores are ROUGE F-measures in points (x100) from Google's "
         f"`rouge-score`, {stemming} stemming, averaged over examples. **Bold**: the best value "
         f"in its column.\n\n"

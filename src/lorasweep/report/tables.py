@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass, field, replace
 from statistics import fmean, stdev
 from typing import Any
 
-import yaml
-
 from lorasweep.evaluation.extractive import extractive_predictions
 from lorasweep.external import external_rows
 from lorasweep.metrics.health import Health, generation_health
@@ -161,7 +159,7 @@ class SweepTables:
 def build_tables(store: RunStore) -> SweepTables:
     """Everything the report shows, from ``plan.json``, ``sweep.yaml`` and the runs' records."""
     plan = store.plan()
-    sweep = _sweep_config(store)
+    sweep = store.sweep_config()
     results = _results(store, plan)
     scores = ExampleScores(store, {r for r, result in results.items() if result.done})
     reference = _baseline_ids(plan)
@@ -219,11 +217,6 @@ def build_tables(store: RunStore) -> SweepTables:
         results=results,
         tradeoffs=_tradeoffs(candidates, confirmation),
     )
-
-
-def _sweep_config(store: RunStore) -> dict[str, Any]:
-    path = store.root / "sweep.yaml"
-    return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
 
 def _results(store: RunStore, plan: PlanRecord) -> dict[str, RunResult]:
@@ -424,7 +417,7 @@ def _perspective(
     )
     examples = scores.rows(source) if source else []
     if examples and all("input" in row and "reference" in row for row in examples):
-        use_stemmer = bool(sweep.get("evaluation", {}).get("use_stemmer", False))
+        use_stemmer = bool((sweep.get("evaluation") or {}).get("use_stemmer", False))
         for name, predictions in extractive_predictions(examples, use_stemmer).items():
             scores.add(f"extractive:{name}", predictions)
             rows.append(

@@ -17,9 +17,27 @@ from lorasweep.errors import UserError
 # Version of the store layout. 2: adapters keyed apart from their evaluations (adapters/).
 STORE_FORMAT = 2
 
+# What to do about a damaged record, by file: each is computed or written again by a run.
+RESULT_ADVICE = "that run is not done: rerun `lorasweep run` to compute it again"
+ADAPTER_ADVICE = "that adapter is not done: rerun `lorasweep run` to train it again"
+PLAN_ADVICE = "rerun `lorasweep run` with the sweep's config to write it again"
+
 
 class StoreError(UserError):
-    """A file of the run store is damaged or from another version; the message says what to do."""
+    """A file of the run store is damaged or from another version; the message says what to do.
+
+    Args:
+        problem: The file and what is wrong with it.
+        advice: What to do about it.
+    """
+
+    def __init__(self, problem: str, advice: str = "") -> None:
+        super().__init__(f"{problem}; {advice}" if advice else problem)
+        self.problem = problem
+
+
+class StoreFormatError(StoreError):
+    """The store was written by another lorasweep version: a run must not write into it."""
 
 
 class Status(str, Enum):
@@ -50,17 +68,17 @@ class _Reader:
 
     def __init__(self, data: Any, path: Path | str, advice: str) -> None:
         if not isinstance(data, dict):
-            raise StoreError(f"{path}: damaged (not a JSON object); {advice}")
+            raise StoreError(f"{path}: damaged (not a JSON object)", advice)
         self.data, self.path, self.advice = data, path, advice
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
         if key not in self.data or self.data[key] is None:
             if default is ...:
-                raise StoreError(f"{self.path}: damaged (no {key!r}); {self.advice}")
+                raise StoreError(f"{self.path}: damaged (no {key!r})", self.advice)
             return default
         value = self.data[key]
         if not isinstance(value, kind):
-            raise StoreError(f"{self.path}: damaged ({key!r} is not {_names(kind)}); {self.advice}")
+            raise StoreError(f"{self.path}: damaged ({key!r} is not {_names(kind)})", self.advice)
         return value
 
     def enum(self, key: str, kind: type[Enum]) -> Any:
@@ -68,7 +86,7 @@ class _Reader:
         try:
             return kind(value)
         except ValueError:
-            raise StoreError(f"{self.path}: damaged ({key}={value!r}); {self.advice}") from None
+            raise StoreError(f"{self.path}: damaged ({key}={value!r})", self.advice) from None
 
 
 def _names(kind: type | tuple[type, ...]) -> str:
@@ -135,7 +153,7 @@ class RunResult:
 
     @classmethod
     def from_json(cls, data: Any, path: Path | str = "result.json") -> RunResult:
-        read = _Reader(data, path, "that unit is not done: rerun the sweep to compute it again")
+        read = _Reader(data, path, RESULT_ADVICE)
         status = read.enum("status", Status)
         result = cls(
             run_id=read.get("run_id", str),
@@ -153,7 +171,7 @@ class RunResult:
             traceback=read.get("traceback", str, None),
         )
         if status is Status.DONE and not result.metrics:
-            raise StoreError(f"{path}: damaged (done without metrics); {read.advice}")
+            raise StoreError(f"{path}: damaged (done without metrics)", read.advice)
         return result
 
 
@@ -195,7 +213,7 @@ class AdapterRecord:
 
     @classmethod
     def from_json(cls, data: Any, path: Path | str = "adapter.json") -> AdapterRecord:
-        read = _Reader(data, path, "delete that adapter folder and rerun the sweep to retrain it")
+        read = _Reader(data, path, ADAPTER_ADVICE)
         return cls(
             adapter_id=read.get("adapter_id", str),
             config=read.get("config", dict),
@@ -330,17 +348,18 @@ class PlanRecord:
 
     @classmethod
     def from_json(cls, data: Any, path: Path | str = "plan.json") -> PlanRecord:
-        advice = "rerun `lorasweep run` with the sweep's config to write it again"
-        read = _Reader(data, path, advice)
-        version = data.get("format") if isinstance(data, dict) else None
+        read = _Reader(data, path, PLAN_ADVICE)
+        # Format 1 had no "format" field; a plan with neither that nor runs is no plan at all.
+        version = read.get("format", int, 1 if "runs" in read.data else ...)
         if version != STORE_FORMAT:
-            raise StoreError(
-                f"{path}: written by an earlier lorasweep (store format {version or 1}, this "
-                f"version reads {STORE_FORMAT}); run the sweep into a new --out folder"
+            raise StoreFormatError(
+                f"{path}: written by an {'earlier' if version < STORE_FORMAT else 'newer'} "
+                f"lorasweep (store format {version}, this version reads {STORE_FORMAT}); "
+                "run the sweep into a new --out folder"
             )
 
         def reader(item: Any) -> _Reader:
-            return _Reader(item, path, advice)
+            return _Reader(item, path, PLAN_ADVICE)
 
         runs = tuple(
             PlannedUnit(

@@ -178,9 +178,10 @@ def _print_plan(plan, console: Console) -> None:
             "(chosen from the results; no new run if it is one of the above)."
         )
     if sweep.test is not None:
+        adapters = " (every seed's adapter)" if seeds > 1 else ""
         console.print(
-            f"Then: the baseline, confirmation and best runs re-evaluated on {sweep.test.size} "
-            f"examples of the {sweep.test.split!r} split."
+            f"Then: the baseline, confirmation and best configurations{adapters} re-evaluated "
+            f"on {sweep.test.size} examples of the {sweep.test.split!r} split, each once."
         )
 
 

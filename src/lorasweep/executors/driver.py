@@ -19,7 +19,7 @@ from rich.console import Console
 from lorasweep.config.plan import Plan, Unit, combine
 from lorasweep.errors import UserError
 from lorasweep.executors.base import Executor
-from lorasweep.store.records import RunResult, Status, StoreError, UnitKind
+from lorasweep.store.records import TEST_ROLES, RunResult, Status, StoreError, UnitKind
 from lorasweep.store.store import RunStore
 from lorasweep.tracking.base import Tracker
 from lorasweep.training.loop import StepLog
@@ -99,19 +99,21 @@ def add_confirmation(plan: Plan, store: RunStore) -> bool:
 
 
 def add_tests(plan: Plan, store: RunStore) -> bool:
-    """Plan the test-split evaluations of the baseline, confirmation and best runs."""
+    """Plan the test-split evaluations of the baseline, confirmation and best configurations:
+    every seed's finished run, each once whatever roles it has."""
     from lorasweep.report.tables import build_tables
 
     best = build_tables(store).best
-    candidates = {
-        "baseline": plan.baseline_id,
-        "confirmation": (plan.confirmation or {}).get("run_ids", [None])[0],
-        "best": best.run_ids[0] if best is not None else None,
+    configurations = {
+        "baseline": plan.baseline_ids,
+        "confirmation": (plan.confirmation or {}).get("run_ids", ()),
+        "best": best.run_ids if best is not None else (),
     }
     plan.tests = []
-    for role, run_id in candidates.items():
-        if run_id and store.status(run_id) is Status.DONE:
-            plan.add_test(run_id, role)
+    for role in TEST_ROLES:
+        for run_id in configurations[role]:
+            if store.status(run_id) is Status.DONE:
+                plan.add_test(run_id, role)
     return bool(plan.tests)
 
 

@@ -357,14 +357,21 @@ def _score_table(rows: list[tuple[str, Row]]) -> list[str]:
 def _test(tables: SweepTables) -> list[str]:
     if not tables.test:
         return []
+    seeds = max(len(row.per_seed) for row in tables.test)
     lines = [
         "## Held-out test split",
         "",
         "The configurations chosen on the evaluation split, re-evaluated on examples not used "
-        "to choose them.",
+        "to choose them; a configuration with several roles is listed once."
+        + (
+            f" Every seed's adapter is evaluated: scores are means over the {seeds} seeds, "
+            "each seed's ROUGE-L beside them."
+            if seeds > 1
+            else ""
+        ),
         "",
     ]
-    lines += _perspective_table(tables.test, kinds=False)
+    lines += _perspective_table(tables.test, kinds=False, per_seed=seeds > 1)
     sentences = [
         f"On the test split, the {row.name} scores {_delta(row.vs_baseline)} "
         f"{NAMES[PRIMARY]} against the LoRA baseline: {verdict_words(row.vs_baseline)}."
@@ -389,13 +396,24 @@ def _perspective(tables: SweepTables) -> list[str]:
     return lines
 
 
-def _perspective_table(rows: list[PerspectiveRow], kinds: bool) -> list[str]:
+def _perspective_table(
+    rows: list[PerspectiveRow], kinds: bool, per_seed: bool = False
+) -> list[str]:
     keys = [k for k in ROUGE_KEYS if any(k in r.metrics for r in rows)]
     head = "| system | " + ("kind | " if kinds else "") + " | ".join(NAMES[k] for k in keys)
+    head += f" | {NAMES[PRIMARY]} per seed" if per_seed else ""
     head += f" | Δ {NAMES[PRIMARY]} vs LoRA baseline [{CONFIDENCE:.0%} CI] | verdict | source |"
-    lines = [head, "|---|" + ("---|" if kinds else "") + "---:|" * (len(keys) + 1) + "---|---|"]
+    numbers = len(keys) + 1 + per_seed
+    lines = [head, "|---|" + ("---|" if kinds else "") + "---:|" * numbers + "---|---|"]
     for row in rows:
         cells = [f"{row.metrics[k]:.2f}" if k in row.metrics else "—" for k in keys]
+        if per_seed:
+            cells.append(
+                ", ".join(
+                    f"{seed}: {value:.2f}" if value is not None else f"{seed}: —"
+                    for seed, value in row.per_seed
+                )
+            )
         if row.is_baseline:
             cells += ["—", "(the baseline)"]
         else:

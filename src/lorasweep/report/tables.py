@@ -119,6 +119,7 @@ class PerspectiveRow:
     vs_baseline: Delta | None
     note: str = ""
     is_baseline: bool = False  # the LoRA baseline itself, the reference of the deltas
+    per_seed: tuple[tuple[Any, float | None], ...] = ()  # (seed, ROUGE-L; None: not done)
 
 
 @dataclass(frozen=True)
@@ -342,26 +343,35 @@ def _confirmation(
     return Confirmation(row, best, vs_best)
 
 
+TEST_NAMES = {
+    "baseline": "LoRA baseline",
+    "confirmation": "confirmation run",
+    "best": "best single-factor configuration",
+}
+
+
 def _test_rows(
     plan: PlanRecord, results: dict[str, RunResult], scores: ExampleScores
 ) -> list[PerspectiveRow]:
-    """The test split's re-evaluations, one row per role (mean over its seeds' adapters)."""
-    names = {
-        "baseline": "LoRA baseline",
-        "confirmation": "confirmation run",
-        "best": "best single-factor configuration",
-    }
-    roles = plan.test_roles()
-    baseline = roles.get("baseline", ())
+    """The test split's re-evaluations: one row per configuration, whatever roles it has, its
+    scores the mean over its seeds' adapters, each seed's ROUGE-L beside them."""
+    evaluations = plan.test_evaluations()
+    baseline = next((e.run_ids for e in evaluations if "baseline" in e.roles), ())
     rows = []
-    for role, name in names.items():
-        if role not in roles:
+    for evaluation in evaluations:
+        name = ", ".join(TEST_NAMES.get(role, role) for role in evaluation.roles)
+        is_baseline = evaluation.run_ids == baseline
+        row = _row(name, evaluation.run_ids, is_baseline, results, scores, baseline)
+        if not row.metrics:
             continue
-        row = _row(name, roles[role], role == "baseline", results, scores, baseline)
-        if row.metrics:
-            rows.append(
-                PerspectiveRow(name, "measured", row.metrics, row.delta, _ids(row), row.is_baseline)
-            )
+        per_seed = tuple(
+            (seed, results[r].metrics.get(PRIMARY) if r in row.done_ids else None)
+            for seed, r in zip(plan.seeds or (None,), evaluation.run_ids, strict=False)
+        )
+        rows.append(
+            PerspectiveRow(name, "measured", row.metrics, row.delta, _ids(row), is_baseline,
+                           per_seed=per_seed)
+        )  # fmt: skip
     return rows
 
 

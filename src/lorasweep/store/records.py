@@ -233,7 +233,7 @@ class PlannedUnit:
     kind: UnitKind
     labels: tuple[str, ...]
     adapter_id: str | None = None
-    role: str | None = None  # test units: baseline, confirmation or best
+    roles: tuple[str, ...] = ()  # test units: baseline, confirmation and/or best (TEST_ROLES)
     adapter_of: str | None = None  # test units: the run whose adapter they evaluate
 
     @property
@@ -241,8 +241,27 @@ class PlannedUnit:
         if self.kind is UnitKind.ZERO_SHOT:
             return "zero-shot"
         if self.kind is UnitKind.TEST:
-            return f"test split: {self.role} ({self.adapter_of})"
+            return f"test split: {', '.join(self.roles)} ({self.adapter_of})"
         return ", ".join(self.labels)
+
+
+# The configurations evaluated on the test split, in the order the report lists them.
+TEST_ROLES = ("baseline", "confirmation", "best")
+
+
+@dataclass(frozen=True)
+class PlannedTests:
+    """One configuration's evaluations on the test split: one test unit per seed.
+
+    Attributes:
+        roles: What the configuration is (``baseline``, ``best``, ...); one configuration may
+            be several.
+        run_ids: Its test unit per seed, in seed order; None where that seed's run has none
+            (it did not finish), so that seed i still pairs with the baseline's seed i.
+    """
+
+    roles: tuple[str, ...]
+    run_ids: tuple[str | None, ...]
 
 
 @dataclass(frozen=True)
@@ -302,12 +321,24 @@ class PlanRecord:
         zero_shot = PlannedUnit(self.base_eval, UnitKind.ZERO_SHOT, ("zero-shot",))
         return [zero_shot, *self.runs, *self.tests]
 
-    def test_roles(self) -> dict[str, tuple[str, ...]]:
-        """Role -> its test units' ids (one per seed), in plan order."""
-        roles: dict[str, list[str]] = {}
+    def test_evaluations(self) -> list[PlannedTests]:
+        """Each configuration evaluated on the test split once, with all its roles."""
+        configurations = [self.baseline_run_ids]
+        configurations += [row.run_ids for e in self.experiments for row in e.rows]
+        configurations += [self.confirmation.run_ids] if self.confirmation else []
+        seeded = {run_id: ids for ids in configurations for run_id in ids}
+        tests = {unit.adapter_of: unit for unit in self.tests}
+        grouped: dict[tuple[str, ...], list[PlannedUnit]] = {}
         for unit in self.tests:
-            roles.setdefault(unit.role or "?", []).append(unit.run_id)
-        return {role: tuple(ids) for role, ids in roles.items()}
+            runs = seeded.get(unit.adapter_of or "", (unit.adapter_of or "",))
+            grouped.setdefault(runs, []).append(unit)
+        return [
+            PlannedTests(
+                tuple(dict.fromkeys(role for unit in units for role in unit.roles)),
+                tuple(tests[r].run_id if r in tests else None for r in runs),
+            )
+            for runs, units in grouped.items()
+        ]
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -340,7 +371,7 @@ class PlanRecord:
             }
         if self.tests:
             record["tests"] = [
-                {"run_id": u.run_id, "role": u.role, "adapter_of": u.adapter_of,
+                {"run_id": u.run_id, "roles": list(u.roles), "adapter_of": u.adapter_of,
                  "adapter_id": u.adapter_id}
                 for u in self.tests
             ]  # fmt: skip
@@ -380,13 +411,17 @@ class PlanRecord:
         if confirmation is not None:
             c = reader(confirmation)
             confirmation = PlannedConfirmation(tuple(c.get("run_ids", list)), c.get("label", str))
-        tests = tuple(
-            PlannedUnit(
-                t.get("run_id", str), UnitKind.TEST, (), adapter_id=t.get("adapter_id", str, None),
-                role=t.get("role", str), adapter_of=t.get("adapter_of", str),
-            )
-            for t in map(reader, read.get("tests", list, []))
-        )  # fmt: skip
+        tests: dict[str, PlannedUnit] = {}
+        for t in map(reader, read.get("tests", list, [])):
+            # Before roles were merged a test unit was listed once per role, as "role".
+            roles = t.get("roles", list, None) or [t.get("role", str)]
+            run_id = t.get("run_id", str)
+            known = tests.get(run_id)
+            tests[run_id] = PlannedUnit(
+                run_id, UnitKind.TEST, (), adapter_id=t.get("adapter_id", str, None),
+                roles=tuple(dict.fromkeys((*(known.roles if known else ()), *roles))),
+                adapter_of=t.get("adapter_of", str),
+            )  # fmt: skip
         return cls(
             name=read.get("name", str),
             baseline_run_ids=tuple(read.get("baseline_run_ids", list)),
@@ -395,5 +430,5 @@ class PlanRecord:
             runs=runs,
             experiments=tuple(experiments),
             confirmation=confirmation,
-            tests=tests,
+            tests=tuple(tests.values()),
         )

@@ -198,8 +198,7 @@ def evaluate_test(
     model = _load_merged(resources, store.adapter_dir(spec.adapter_id))
     evaluation = _evaluate(model, resources, hooks, test=True)
     timings = {"eval_s": evaluation.seconds, "total_s": time.perf_counter() - started}
-    labels = (f"test split: {spec.role}", spec.adapter_of)
-    return _finish(store, spec.run_id, UnitKind.TEST, labels, spec.resolved, evaluation,
+    return _finish(store, spec.run_id, UnitKind.TEST, spec.labels, spec.resolved, evaluation,
                    timings, _eval_efficiency(evaluation), resources, spec.adapter_id)  # fmt: skip
 
 

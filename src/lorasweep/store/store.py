@@ -17,6 +17,7 @@ Layout::
         predictions.jsonl   id, input, reference, prediction and per-example ROUGE
         result.json         written last: status, metrics, timings, environment (RunResult)
       report/               report.md and its plots
+      sweep-id              the folder's random identity, which trackers tag their runs with
 
 An adapter is done once its ``adapter.json`` exists, a unit once its ``result.json`` says so;
 neither file is edited afterwards. Changing only generation or evaluation settings gives new
@@ -27,8 +28,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -48,7 +51,7 @@ from lorasweep.store.records import (
 )
 
 RESULT, ADAPTER_RECORD, PLAN, SWEEP = "result.json", "adapter.json", "plan.json", "sweep.yaml"
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT, SWEEP_ID = "checkpoint.pt", "sweep-id"
 
 
 class RunStore:
@@ -182,6 +185,22 @@ class RunStore:
 
     def write_sweep_config(self, config: dict[str, Any]) -> None:
         write_yaml(self.root / SWEEP, config)
+
+    def sweep_id(self) -> str:
+        """This sweep folder's identity: a random id made on first use and kept in the folder.
+
+        Trackers tag their runs with it to find them again on a rerun (and resume them rather
+        than add new ones); a new sweep in the same place, after the folder was deleted, gets
+        a new id and never resumes the old sweep's tracker runs.
+        """
+        path = self.root / SWEEP_ID
+        if path.is_file():
+            known = path.read_text(encoding="utf-8", errors="replace").strip()
+            if re.fullmatch(r"[0-9a-f]{12}", known):
+                return known
+        made = uuid.uuid4().hex[:12]  # a damaged file: the trackers' runs start afresh
+        write_text(path, made + "\n")
+        return made
 
     def files(self, folder: Path, skip: Iterable[str] = ()) -> dict[str, bytes]:
         """The files below ``folder`` as {path relative to the store: bytes}, for shipping a

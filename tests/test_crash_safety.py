@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lorasweep.cli.main import main
 from lorasweep.executors.driver import lock
@@ -30,6 +31,7 @@ def crash_config(micro_model, dialogue_dir, root: Path) -> Path:
 def run_cli(config: Path, out: Path, kill_at: str | None = None) -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("LORASWEEP_KILL_AT", None)
+    env.pop("WANDB_SERVICE", None)  # W&B's service of this process would outlive the kill
     if kill_at:
         env["LORASWEEP_KILL_AT"] = kill_at
     command = [sys.executable, "-m", "lorasweep.cli.main", "run", str(config), "--out", str(out)]
@@ -69,9 +71,21 @@ def recommendation(out: Path) -> str:
 
 
 @pytest.mark.parametrize("point", ["checkpoint-saved", "evaluation", "writing-result"])
-def test_sigkill_then_resume_gives_the_uninterrupted_numbers(reference, tmp_path, point):
+def test_sigkill_then_resume_gives_the_uninterrupted_numbers(
+    reference, tmp_path, point, monkeypatch
+):
     config, expected, recommended = reference
     out = tmp_path / "out"
+    # Killed mid-training, with both trackers on: the rerun resumes their runs (tracking is
+    # not part of a run's hash, so the numbers must not change either).
+    tracked = point == "checkpoint-saved"
+    if tracked:
+        from tests.test_tracking import offline_env
+
+        offline_env(monkeypatch, tmp_path / "home")
+        raw = yaml.safe_load(config.read_text())
+        raw["tracking"] = {"wandb": {"mode": "offline"}, "mlflow": {}}
+        config = write_yaml(tmp_path / "tracked.yaml", raw)
     assert run_cli(config, out, kill_at=point) == -signal.SIGKILL
     if point == "checkpoint-saved":
         assert list(out.glob("adapters/*/checkpoint.pt")), "killed right after a checkpoint"
@@ -86,6 +100,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_numbers(reference, tmp_path
         assert json.loads(path.read_text())["timings"]["train_s"] > 0
     for run_id in done_before:  # finished work is never redone
         assert json.loads((out / "runs" / run_id / "result.json").read_text())["status"] == "done"
+    if tracked:
+        from tests.test_tracking import assert_one_tracker_run_per_unit
+
+        assert_one_tracker_run_per_unit(out)
 
 
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(

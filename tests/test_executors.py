@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -12,7 +13,14 @@ from lorasweep.config.schema import ExecutionConfig
 from lorasweep.errors import UserError
 from lorasweep.executors.base import EXECUTORS, Executor, build_executor
 from lorasweep.executors.ray_executor import capacity_of, check_feasible
-from lorasweep.store.records import PlanRecord, RunResult, Status, StoreError, UnitKind
+from lorasweep.store.records import (
+    PlannedTests,
+    PlanRecord,
+    RunResult,
+    Status,
+    StoreError,
+    UnitKind,
+)
 from lorasweep.store.store import RunStore
 from tests.conftest import sweep_dict, write_yaml
 
@@ -64,12 +72,35 @@ def test_records_round_trip_and_statuses_are_an_enum():
                        adapter_id="adapter-1", metrics={"rougeL": 40.0})  # fmt: skip
     assert RunResult.from_json(json.loads(json.dumps(result.to_json()))) == result
     assert json.loads(json.dumps(result.to_json()))["status"] == "done"
-    plan = {"format": 2, "name": "s", "baseline_run_ids": ["run-1"], "base_eval": "base-1",
-            "seeds": [1], "runs": [{"run_id": "run-1", "labels": ["baseline"]}],
-            "tests": [{"run_id": "test-1", "role": "baseline", "adapter_of": "run-1"}]}  # fmt: skip
+    plan = {"format": 2, "name": "s", "baseline_run_ids": ["run-1", "run-2"],
+            "base_eval": "base-1", "seeds": [1, 2],
+            "runs": [{"run_id": "run-1", "labels": ["baseline"]},
+                     {"run_id": "run-2", "labels": ["baseline"]}],
+            "tests": [{"run_id": "test-1", "roles": ["baseline", "best"],
+                       "adapter_of": "run-1"}]}  # fmt: skip
     record = PlanRecord.from_json(plan)
-    assert [u.run_id for u in record.units()] == ["base-1", "run-1", "test-1"]
-    assert record.test_roles() == {"baseline": ("test-1",)}
+    assert [u.run_id for u in record.units()] == ["base-1", "run-1", "run-2", "test-1"]
+    # Seed 2's run has no test evaluation (yet): its place is kept, so seeds still pair.
+    assert record.test_evaluations() == [PlannedTests(("baseline", "best"), ("test-1", None))]
+    assert PlanRecord.from_json(record.to_json()) == record
+
+
+def test_a_plan_that_listed_a_test_unit_once_per_role_still_reads():
+    """Before roles were merged, one run serving as baseline and best was listed twice."""
+    plan = {"format": 2, "name": "s", "baseline_run_ids": ["run-1"], "base_eval": "base-1",
+            "runs": [{"run_id": "run-1", "labels": ["baseline"]},
+                     {"run_id": "run-2", "labels": ["combo"]}],
+            "confirmation": {"run_ids": ["run-2"], "label": "r=16"},
+            "tests": [{"run_id": "test-1", "role": "baseline", "adapter_of": "run-1"},
+                      {"run_id": "test-2", "role": "confirmation", "adapter_of": "run-2"},
+                      {"run_id": "test-1", "role": "best", "adapter_of": "run-1"}]}  # fmt: skip
+    record = PlanRecord.from_json(plan)
+    assert [u.run_id for u in record.units()] == ["base-1", "run-1", "run-2", "test-1", "test-2"]
+    assert record.tests[0].roles == ("baseline", "best")
+    assert record.test_evaluations() == [
+        PlannedTests(("baseline", "best"), ("test-1",)),
+        PlannedTests(("confirmation",), ("test-2",)),
+    ]
     assert PlanRecord.from_json(record.to_json()) == record
 
 
@@ -77,14 +108,15 @@ def test_records_round_trip_and_statuses_are_an_enum():
     ("name", "content", "message"),
     [
         ("plan.json", '{"format": 2, "name": "s", "ru', "not valid JSON, perhaps cut short"),
-        ("plan.json", "", "not valid JSON"),
+        ("plan.json", "", "damaged (empty)"),
         ("plan.json", '{"format": 2, "name": "s"}', "no 'runs'"),
         ("plan.json", "[1, 2]", "not a JSON object"),
-        ("result.json", '{"run_id": "run-1", "kind": "lora", "sta', "that unit is not done: rerun"),
+        ("result.json", '{"run_id": "run-1", "kind": "lora", "sta', "that run is not done: rerun"),
         ("result.json", '{"run_id": "run-1", "kind": "lora", "status": "weird"}', "status='weird'"),
     ],
 )
 def test_a_damaged_store_names_the_file_and_what_to_do(tmp_path, capsys, name, content, message):
+    """A damaged plan stops the readers; a damaged result is a run not done, with a warning."""
     store = RunStore(tmp_path)
     store.write_plan(
         PlanRecord.from_json({"format": 2, "name": "s", "baseline_run_ids": ["run-1"],
@@ -93,13 +125,19 @@ def test_a_damaged_store_names_the_file_and_what_to_do(tmp_path, capsys, name, c
     path = tmp_path / name if name == "plan.json" else store.run_dir("run-1") / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content)
-    with pytest.raises(StoreError, match=message):
-        store.plan() if name == "plan.json" else store.result("run-1")
+    if name == "plan.json":
+        with pytest.raises(StoreError, match=re.escape(message)):
+            store.plan()
+    else:
+        assert store.result("run-1") is None and store.status("run-1") is Status.PLANNED
+        assert message in str(store.damage("run-1"))
     for command in (
         ["status", str(tmp_path)],
         ["report", str(tmp_path)],
         ["export", str(tmp_path)],
     ):
-        assert main(command) == 2
+        assert main(command) == (2 if name == "plan.json" else 0)
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and str(path) in err[0] and message.split("'")[0] in err[0]
+        kind = "error" if name == "plan.json" else "warning"
+        assert err[0].startswith(f"lorasweep: {kind}: ")

@@ -374,3 +374,54 @@ def test_a_tie_with_the_baseline_names_the_baseline(tmp_path):
         in (overall)
     )
     assert "Every experiment recommends the baseline's value" in overall
+
+
+def test_test_split_evaluates_every_seed_and_lists_each_configuration_once(tmp_path):
+    """Two seeds; the baseline is also the best configuration: its row names both roles."""
+    store = make_store(tmp_path)
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    plan["seeds"] = [1, 2]
+    plan["baseline_run_ids"] = ["run-base", "run-base-s2"]
+    for experiment in plan["experiments"]:
+        for row in experiment["rows"]:
+            row["run_ids"] = [row["run_id"], f"{row['run_id']}-s2"]
+    plan["confirmation"] = {"run_ids": ["run-combo", "run-combo-s2"], "label": "r=16"}
+    tests = {  # test unit -> (the run whose adapter it evaluates, its shift over BASE)
+        "test-b1": ("run-base", 0.0),
+        "test-b2": ("run-base-s2", 2.0),
+        "test-c1": ("run-combo", 4.0),
+        "test-c2": ("run-combo-s2", 8.0),
+    }
+    for run_id, (_, shift) in tests.items():
+        write_run(tmp_path, run_id, ["test"], predictions(BASE + shift + WIGGLE))
+    roles = {"run-base": ["baseline", "best"], "run-base-s2": ["baseline", "best"]}
+    plan["tests"] = [
+        {"run_id": t, "roles": roles.get(of, ["confirmation"]), "adapter_of": of}
+        for t, (of, _) in tests.items()
+    ]
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+
+    rows = {row.name: row for row in build_tables(store).test}
+    assert list(rows) == ["LoRA baseline, best single-factor configuration", "confirmation run"]
+    baseline, confirmation = rows.values()
+    assert baseline.is_baseline and baseline.vs_baseline is None
+    assert baseline.metrics["rougeL"] == pytest.approx(BASE.mean() + 1.0, abs=0.01)
+    assert confirmation.metrics["rougeL"] == pytest.approx(BASE.mean() + 6.0, abs=0.01)
+    assert [seed for seed, _ in confirmation.per_seed] == [1, 2]
+    assert [v for _, v in confirmation.per_seed] == pytest.approx(
+        [BASE.mean() + 4, BASE.mean() + 8], abs=0.01
+    )
+    # Seed i pairs with the baseline's seed i: +4 and +6, so +5 over both seeds.
+    assert confirmation.vs_baseline.n_seeds == 2
+    assert confirmation.vs_baseline.delta == pytest.approx(5.0, abs=0.01)
+
+    text = section(write_report(store).read_text(), "## Held-out test split")
+    table = table_rows(text)
+    assert set(table) == {"system", *rows}  # each configuration once
+    cells = table["confirmation run"]
+    per_seed = f"1: {BASE.mean() + 4:.2f}, 2: {BASE.mean() + 8:.2f}"
+    assert cells[2] == f"{BASE.mean() + 6:.2f}"  # ROUGE-L, the mean over seeds
+    assert cells[4] == per_seed  # after ROUGE-1, -2, -L, -Lsum
+    assert parse_delta(cells[5])[0] == pytest.approx(5.0, abs=0.006)
+    assert table["LoRA baseline, best single-factor configuration"][5:7] == ["—", "(the baseline)"]
+    assert "scores are means over the 2 seeds" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from statistics import fmean
 
 import pytest
 
@@ -10,6 +11,7 @@ from lorasweep.cli.main import main
 from lorasweep.report.tables import build_tables
 from lorasweep.store.store import RunStore
 from tests.conftest import sweep_dict, write_yaml
+from tests.test_report import section
 
 
 @pytest.fixture(scope="module")
@@ -60,26 +62,62 @@ def test_confirmation_combines_the_recommended_values(sweep):
     assert "onfirmation" in (out / "report" / "report.md").read_text()
 
 
-def test_test_split_reevaluates_baseline_confirmation_and_best(sweep):
+def test_test_split_reevaluates_every_seed_of_baseline_confirmation_and_best(sweep):
     out, plan = sweep
-    assert {t["role"] for t in plan["tests"]} == {"baseline", "confirmation", "best"}
-    for run_id in (t["run_id"] for t in plan["tests"]):
-        record = result(out, run_id)
+    tests = {t["adapter_of"]: t for t in plan["tests"]}
+    assert len(tests) == len({t["run_id"] for t in plan["tests"]}) == len(plan["tests"])
+    best = build_tables(RunStore(out)).best
+    chosen = {
+        "baseline": plan["baseline_run_ids"],
+        "confirmation": plan["confirmation"]["run_ids"],
+        "best": list(best.run_ids),
+    }
+    for role, run_ids in chosen.items():
+        assert len(run_ids) == 2
+        for run_id in run_ids:  # every seed's adapter, under every role it has
+            assert role in tests[run_id]["roles"]
+    assert set(tests) == {r for ids in chosen.values() for r in ids}
+    validation_ids = {
+        json.loads(x)["id"]
+        for x in (out / "runs" / plan["baseline"] / "predictions.jsonl").read_text().splitlines()
+    }
+    for adapter_of, test in tests.items():
+        record = result(out, test["run_id"])
         assert record["kind"] == "test" and record["status"] == "done"
+        assert record["adapter_id"] == result(out, adapter_of)["adapter_id"]
         rows = [
             json.loads(x)
-            for x in (out / "runs" / run_id / "predictions.jsonl").read_text().splitlines()
+            for x in (out / "runs" / test["run_id"] / "predictions.jsonl").read_text().splitlines()
         ]
         assert len(rows) == 10
-        validation_ids = {
-            json.loads(x)["id"]
-            for x in (out / "runs" / plan["baseline"] / "predictions.jsonl")
-            .read_text()
-            .splitlines()
-        }
         assert not {r["id"] for r in rows} & validation_ids  # held-out examples
-    tested = {t["adapter_of"] for t in plan["tests"]}
-    assert plan["baseline"] in tested
+
+
+def test_each_test_evaluation_is_listed_once_with_all_its_roles(sweep, capsys):
+    out, plan = sweep
+    tables = build_tables(RunStore(out))
+    configurations = {tuple(t["roles"]) for t in plan["tests"]}
+    assert len(tables.test) == len(configurations)  # one row per configuration
+    for row in tables.test:
+        assert [seed for seed, _ in row.per_seed] == [0, 1]
+        assert all(value is not None for _, value in row.per_seed)
+        assert row.metrics["rougeL"] == pytest.approx(fmean(v for _, v in row.per_seed))
+    text = section((out / "report" / "report.md").read_text(), "## Held-out test split")
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    assert "ROUGE-L per seed" in lines[0]
+    names = [line.split(" | ")[0].removeprefix("| ") for line in lines[1:]]
+    assert sorted(names) == sorted(row.name for row in tables.test)  # each row once
+
+    assert main(["status", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    units = {
+        plan["base_eval"],
+        *(r["run_id"] for r in plan["runs"]),
+        *(t["run_id"] for t in plan["tests"]),
+    }
+    listed = [line.split()[0] for line in lines[:-1]]
+    assert sorted(listed) == sorted(units)  # each unit once
+    assert lines[-1] == f"{len(units)} done"
 
 
 def test_rerun_adds_nothing(sweep, capsys):

@@ -7,6 +7,7 @@ Nothing here touches the network: W&B runs offline without an API key, MLflow's 
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -492,3 +493,151 @@ def test_overlapping_runs_that_end_out_of_order_keep_one_tracker_run_each(tmp_pa
         losses = [h["train/loss"] for h in wandb_runs[run_id]["history"] if "train/loss" in h]
         assert losses[0] == first and len(losses) == steps
         assert wandb_runs[run_id]["summary"]["eval/rougeL"] == results[run_id].metrics["rougeL"]
+
+
+# --- A sweep killed with its tracker runs open, then run again (issue #12, item 9) -------------
+
+
+def killed_sweep_store(root: Path) -> tuple[PlanRecord, dict[str, RunResult]]:
+    """Three finished runs, four training steps each, in a store with its plan."""
+    store = RunStore(root)
+    plan = PlanRecord.from_json({
+        "format": 2, "name": "killed", "baseline_run_ids": ["run-a"], "base_eval": "base-z",
+        "runs": [{"run_id": r, "labels": [r], "adapter_id": f"adapter-{r}"}
+                 for r in ("run-a", "run-b", "run-c")],
+    })  # fmt: skip
+    store.write_plan(plan)
+    results = {}
+    for n, run_id in enumerate(("run-a", "run-b", "run-c")):
+        results[run_id] = RunResult.from_json(
+            {"run_id": run_id, "kind": "lora", "status": "done", "labels": [run_id],
+             "adapter_id": f"adapter-{run_id}", "metrics": {"rougeL": 10.0 + n},
+             "config": {"lora": {"r": 4}}}
+        )  # fmt: skip
+        store.write_result(results[run_id])
+        steps = [{"step": s, "loss": 5.0 - s + n} for s in (1, 2, 3, 4)]
+        write_jsonl(store.adapter_dir(f"adapter-{run_id}") / "train_log.jsonl", steps)
+    return plan, results
+
+
+def killed_sweep_trackers(root: Path) -> TrackerGroup:
+    from lorasweep.tracking.mlflow_tracker import MlflowTracker
+    from lorasweep.tracking.wandb_tracker import WandbTracker
+
+    return TrackerGroup(
+        [WandbTracker(WandbConfig(mode="offline"), root), MlflowTracker(MlflowConfig(), root)]
+    )
+
+
+INFO = {"kind": "lora", "experiments": {}, "factors": [], "config": {"lora": {"r": 4}}}
+
+
+def die_with_runs_open(root: str) -> None:
+    """The first process: run-a ends; run-b (two steps in) and run-c (one) are open when a
+    SIGKILL comes, as on the Ray executor, where runs overlap."""
+    import os
+    import signal
+
+    plan, results = killed_sweep_store(Path(root))
+    group = killed_sweep_trackers(Path(root))
+    group.start_sweep({"name": "killed"}, plan, Path(root))
+    group.start_run("run-a", {**INFO, "labels": ["run-a"]})
+    group.end_run("run-a", results["run-a"], RunStore(root))
+    group.start_run("run-b", {**INFO, "labels": ["run-b"]})
+    group.start_run("run-c", {**INFO, "labels": ["run-c"]})
+    for step in (1, 2):
+        group.log_step("run-b", {"step": step, "loss": 5.0 - step + 1})
+    group.log_step("run-c", {"step": 1, "loss": 6.0})
+    assert len(group.trackers) == 2
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_rerun_resumes_the_tracker_runs_a_kill_left_open(tmp_path, monkeypatch):
+    """run-b is computed again (resumed from its step-1 checkpoint); run-c is not (the store
+    has it done): MLflow marks it KILLED. No tracker run is added for either."""
+    from mlflow import MlflowClient
+
+    root = tmp_path / "sweep"
+    offline_env(monkeypatch, tmp_path / "home")
+    code = "import sys; from tests.test_tracking import die_with_runs_open as d; d(sys.argv[1])"
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}  # a process of its own
+    child = subprocess.run(
+        [sys.executable, "-c", code, str(root)], capture_output=True, timeout=120, env=env
+    )
+    assert child.returncode == -9, child.stderr.decode()[-2000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("killed")
+    running = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+    assert len(running) == 3  # the parent, run-b and run-c: what the kill left behind
+
+    plan, results = killed_sweep_store(root)
+    group = killed_sweep_trackers(root)
+    group.start_sweep({"name": "killed"}, plan, root)
+    group.start_run("run-b", {**INFO, "labels": ["run-b"]})
+    # Training resumes from its step-1 checkpoint: step 1 is replayed, step 2 trained again.
+    for step in (1, 2, 3, 4):
+        group.log_step("run-b", {"step": step, "loss": 5.0 - step + 1})
+    group.end_run("run-b", results["run-b"], RunStore(root))
+    group.end_sweep(None)
+    assert len(group.trackers) == 2  # neither tracker failed
+
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("lorasweep.kind") == "sweep"]
+    assert parent.info.status == "FINISHED"
+    children = {}
+    for run in runs:
+        if run is not parent:
+            children.setdefault(run.data.tags["lorasweep.run_id"], []).append(run)
+    assert {k: len(v) for k, v in children.items()} == {"run-a": 1, "run-b": 1, "run-c": 1}
+    status = {k: v[0].info.status for k, v in children.items()}
+    assert status == {"run-a": "FINISHED", "run-b": "FINISHED", "run-c": "KILLED"}
+    assert all(
+        v[0].data.tags["mlflow.parentRunId"] == parent.info.run_id for v in children.values()
+    )
+    history = client.get_metric_history(children["run-b"][0].info.run_id, "train/loss")
+    assert sorted((m.step, m.value) for m in history) == [(1, 5.0), (2, 4.0), (3, 3.0), (4, 2.0)]
+    assert children["run-b"][0].data.metrics["eval/rougeL"] == 11.0
+
+    # W&B: a folder per attempt (offline-run-<time>-<W&B run id>); the killed attempts' folders
+    # hold next to nothing (the records died with the process). run-b's resumed attempt has the
+    # same W&B run id, so `wandb sync` makes both folders one run, and its whole loss curve.
+    sweep_id = (root / "sweep-id").read_text().strip()
+    ids = sorted(f.name.split("-", 3)[3] for f in (root / "wandb").glob("offline-run-*"))
+    lorasweep_runs = [f"{sweep_id}-{r}" for r in ("run-a", "run-b", "run-b", "run-c")]
+    assert [i for i in ids if i.startswith(sweep_id)] == lorasweep_runs
+    assert len(ids) == 5  # and one summary run
+    (resumed,) = [
+        run
+        for f in (root / "wandb").glob(f"offline-run-*-{sweep_id}-run-b")
+        if (run := read_wandb_run(f))["run"] is not None
+    ]
+    losses = [(h["_step"], h["train/loss"]) for h in resumed["history"] if "train/loss" in h]
+    assert losses == [(1, 5.0), (2, 4.0), (3, 3.0), (4, 2.0)]
+
+
+def assert_one_tracker_run_per_unit(out: Path) -> None:
+    """After a sweep that was killed and run again: one finished MLflow run per unit under one
+    finished parent, every training step logged once, and one W&B run id per unit."""
+    from mlflow import MlflowClient
+
+    plan = json.loads((out / "plan.json").read_text())
+    units = [plan["base_eval"]] + [r["run_id"] for r in plan["runs"]]
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(plan["name"]).experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("lorasweep.kind") == "sweep"]
+    children = [r for r in runs if r is not parent]
+    assert sorted(r.data.tags["lorasweep.run_id"] for r in children) == sorted(units)
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for run in children:
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        if run.data.tags["lorasweep.kind"] == "lora":  # the killed one too: every step once
+            history = client.get_metric_history(run.info.run_id, "train/loss")
+            assert sorted(m.step for m in history) == list(range(1, 7))
+    sweep_id = (out / "sweep-id").read_text().strip()
+    ids = {f.name.split("-", 3)[3] for f in (out / "wandb").glob("offline-run-*")}
+    assert {i for i in ids if i.startswith(sweep_id)} == {f"{sweep_id}-{u}" for u in units}
+    assert len(ids) == len(units) + 1  # and the summary run
+    for run in plan["runs"]:  # the last attempt holds the whole loss curve, a resumed one too
+        last = sorted((out / "wandb").glob(f"offline-run-*-{sweep_id}-{run['run_id']}"))[-1]
+        history = read_wandb_run(last)["history"]
+        assert [h["_step"] for h in history if "train/loss" in h] == list(range(1, 7))

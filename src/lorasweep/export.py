@@ -12,11 +12,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from lorasweep.errors import UserError
 from lorasweep.metrics.rouge import ROUGE_KEYS
 from lorasweep.paths import check_output_file
 from lorasweep.store.records import Status, UnitKind
-from lorasweep.store.store import RunStore, write_text
+from lorasweep.store.store import RunStore, open_sweep, write_text
 
 Format = Literal["csv", "json"]
 FORMATS: tuple[Format, ...] = ("csv", "json")
@@ -38,7 +37,8 @@ def run_table(store: RunStore) -> list[dict[str, Any]]:
 
     Each row holds the run's id, kind, status, labels, the experiments it serves, the key resolved
     settings, the metrics, timings and efficiency figures of its result (empty while planned) and
-    the error of a failed run. Values keep their JSON types (lists stay lists).
+    the error of a failed run (or what is wrong with a damaged result, exported as planned).
+    Values keep their JSON types (lists stay lists).
     """
     plan = store.plan()
     experiments: dict[str, list[str]] = {}
@@ -68,7 +68,8 @@ def run_table(store: RunStore) -> list[dict[str, Any]]:
         row.update({key: metrics[key] for key in ordered})
         row.update(result.timings if result else {})
         row.update(result.efficiency if result else {})
-        row["error"] = result.error if result else None
+        damage = store.damage(unit.run_id)
+        row["error"] = result.error if result else damage.problem if damage else None
         rows.append(row)
     return rows
 
@@ -101,21 +102,24 @@ def to_json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, indent=2) + "\n"
 
 
-def export_runs(sweep_dir: Path, fmt: Format = "csv", out: Path | None = None) -> Path:
-    """Write the run table of the sweep in ``sweep_dir`` atomically; returns the file written.
+def export_runs(sweep: str | Path | RunStore, fmt: Format = "csv", out: Path | None = None) -> Path:
+    """Write the run table of a sweep atomically; returns the file written.
+
+    A run whose ``result.json`` is damaged is exported as planned (not done); the store's
+    ``damaged`` names it.
 
     Args:
-        sweep_dir: A sweep folder (it holds ``plan.json``).
+        sweep: A sweep folder (it holds ``plan.json``), or its store.
         fmt: ``csv`` (lists joined by ``;``) or ``json`` (a list of row objects).
-        out: The file to write; default ``<sweep_dir>/runs.<fmt>``.
+        out: The file to write; default ``<sweep folder>/runs.<fmt>``.
 
     Raises:
-        UserError: ``sweep_dir`` is not a sweep folder, or the file cannot be written there.
+        UserError: ``sweep`` is not a sweep folder, its plan is damaged, or the file cannot be
+            written there.
     """
-    if not (Path(sweep_dir) / "plan.json").is_file():
-        raise UserError(f"sweep_dir: {sweep_dir} is not a sweep folder (no plan.json)")
-    path = Path(out) if out is not None else Path(sweep_dir) / f"runs.{fmt}"
+    store = sweep if isinstance(sweep, RunStore) else open_sweep(sweep)
+    path = Path(out) if out is not None else store.root / f"runs.{fmt}"
     check_output_file(path, "--out" if out is not None else "sweep_dir")
-    rows = run_table(RunStore(sweep_dir))
+    rows = run_table(store)
     write_text(path, to_csv(rows) if fmt == "csv" else to_json(rows))
     return path

@@ -20,7 +20,8 @@ from lorasweep.errors import UserError
 from lorasweep.metrics.rouge import ROUGE_KEYS, mean_scores, score_examples
 from lorasweep.stats.bootstrap import Delta, Interval, mean_intervals, paired_bootstraps
 from lorasweep.stats.pairing import pair_examples
-from lorasweep.store.store import RunStore, read_jsonl, write_json, write_jsonl
+from lorasweep.store.records import StoreError
+from lorasweep.store.store import RunStore, read_json, read_jsonl, write_json, write_jsonl
 
 EXTERNAL_DIR = "external"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -174,5 +175,10 @@ def external_rows(store: RunStore) -> list[tuple[dict[str, Any], list[dict[str, 
     for path in sorted(folder.iterdir()):
         result = path / "result.json"
         if result.is_file():
-            out.append((json.loads(result.read_text()), read_jsonl(path / "predictions.jsonl")))
+            advice = f"score that file again with `lorasweep score FILE --into {store.root}`"
+            record = read_json(result, advice)
+            if not (isinstance(record, dict) and isinstance(record.get("name"), str)
+                    and isinstance(record.get("metrics"), dict)):  # fmt: skip
+                raise StoreError(f"{result}: damaged (no name or metrics)", advice)
+            out.append((record, read_jsonl(path / "predictions.jsonl", advice)))
     return out

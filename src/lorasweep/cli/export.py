@@ -20,8 +20,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
+    from lorasweep.cli.main import warn_damaged
     from lorasweep.export import export_runs
+    from lorasweep.store.store import open_sweep
 
+    store = open_sweep(args.sweep_dir)
     # Only the path, unstyled: scripts capture it (rich would wrap a long path).
-    print(export_runs(args.sweep_dir, args.format, args.out))
+    print(export_runs(store, args.format, args.out))
+    warn_damaged(store)
     return 0

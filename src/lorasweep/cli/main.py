@@ -107,11 +107,14 @@ def _run_sweep(
     from lorasweep.executors.base import build_executor
     from lorasweep.executors.driver import run_sweep
     from lorasweep.preflight import check_data, check_model
-    from lorasweep.report.markdown import write_report
+    from lorasweep.report.markdown import check_report_dir, write_report
     from lorasweep.store.store import RunStore
     from lorasweep.tracking.factory import build_trackers
 
     check_output_dir(out, "--out")
+    store = RunStore(out)
+    store.check_format()  # a folder of another store format is refused before anything loads
+    check_report_dir(store)
     plan = build_plan(sweep)
     _print_plan(plan, console)
     check_model(plan, console, dry_run)
@@ -119,9 +122,6 @@ def _run_sweep(
     if dry_run:
         console.print("Dry run: nothing was trained or written.")
         return 0
-    store = RunStore(out)
-    if store.is_sweep:
-        store.plan()  # a folder of an older store format is refused before anything loads
     executor = build_executor(sweep.execution.executor, sweep.execution)
     tracker = build_trackers(sweep.tracking, out)
     outcome = run_sweep(
@@ -138,6 +138,7 @@ def _run_sweep(
     if outcome.failed and not retry_failed:
         console.print("Rerun with --retry-failed to run the failed runs again.")
     console.print(f"Report: {report}")
+    warn_damaged(store)
     return EXIT_FAILED_RUNS if outcome.failed else 0
 
 
@@ -177,22 +178,27 @@ def _print_plan(plan, console: Console) -> None:
             "(chosen from the results; no new run if it is one of the above)."
         )
     if sweep.test is not None:
+        adapters = " (every seed's adapter)" if seeds > 1 else ""
         console.print(
-            f"Then: the baseline, confirmation and best runs re-evaluated on {sweep.test.size} "
-            f"examples of the {sweep.test.split!r} split."
+            f"Then: the baseline, confirmation and best configurations{adapters} re-evaluated "
+            f"on {sweep.test.size} examples of the {sweep.test.split!r} split, each once."
         )
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
     from lorasweep.report.markdown import write_report
+    from lorasweep.store.store import open_sweep
 
-    store = _existing_store(args.sweep_dir)
+    store = open_sweep(args.sweep_dir)
     console.print(f"Report: {write_report(store)}")
+    warn_damaged(store)
     return 0
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
-    store = _existing_store(args.sweep_dir)
+    from lorasweep.store.store import open_sweep
+
+    store = open_sweep(args.sweep_dir)
     counts: dict[str, int] = {}
     for unit in store.plan().units():  # each unit once, whichever rows it serves
         result = store.result(unit.run_id)
@@ -203,8 +209,11 @@ def _status(args: argparse.Namespace, console: Console) -> int:
             detail = f"ROUGE-L {result.metrics.get('rougeL', float('nan')):.2f}"
         elif result:
             detail = result.error or ""
+        elif store.damage(unit.run_id):
+            detail = "result.json damaged: not done"
         console.print(f"{unit.run_id}  {status:<9} {unit.label}  {detail}")
     console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    warn_damaged(store)
     return 0
 
 
@@ -217,14 +226,10 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
     return _run_sweep(sweep, args.out, console, dry_run=False, retry_failed=False)
 
 
-def _existing_store(path: Path):
-    from lorasweep.store.store import RunStore
-
-    store = RunStore(path)
-    if not store.is_sweep:
-        raise UserError(f"sweep_dir: {path} is not a sweep folder (no plan.json)")
-    store.plan()  # a damaged or older plan.json: one line saying what to do
-    return store
+def warn_damaged(store) -> None:
+    """One line per damaged record the command met and took for work not done."""
+    for error in store.damaged.values():
+        print(f"lorasweep: warning: {error}", file=sys.stderr)
 
 
 def _quiet_libraries() -> None:

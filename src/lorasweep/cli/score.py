@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -27,7 +26,7 @@ from lorasweep.paths import check_output_dir
 from lorasweep.report.recommend import verdict_words
 from lorasweep.stats.bootstrap import CONFIDENCE, RESAMPLES
 from lorasweep.stats.pairing import pair_examples
-from lorasweep.store.store import RunStore
+from lorasweep.store.store import RunStore, open_sweep
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -131,17 +130,14 @@ def _comparison(baseline: ScoredFile, scored: list[ScoredFile]) -> Table:
 
 
 def _sweep(path: Path) -> RunStore:
-    if not (path / "plan.json").is_file():
-        raise UserError(f"--into: {path} is not a sweep folder (no plan.json)")
+    store = open_sweep(path, "--into")
     check_output_dir(path, "--into")
-    return RunStore(path)
+    return store
 
 
 def _sweep_stemming(store: RunStore) -> bool:
     """The sweep's ROUGE setting, so the external row is scored like its runs."""
-    path = store.root / "sweep.yaml"
-    sweep = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    return bool((sweep or {}).get("evaluation", {}).get("use_stemmer", False))
+    return bool((store.sweep_config().get("evaluation") or {}).get("use_stemmer", False))
 
 
 def _sweep_examples(store: RunStore) -> list[dict]:

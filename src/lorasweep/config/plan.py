@@ -83,12 +83,17 @@ class TestSpec:
 
     run_id: str
     adapter_of: str
-    role: str  # baseline, confirmation or best
+    roles: tuple[str, ...]  # baseline, confirmation and/or best: one run may be all three
     resolved: dict[str, Any]
 
     @property
     def adapter_id(self) -> str:
         return adapter_id(self.resolved)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Its labels in its result record: its roles, and the run it re-evaluates."""
+        return (f"test split: {', '.join(self.roles)}", self.adapter_of)
 
 
 @dataclass(frozen=True)
@@ -115,17 +120,15 @@ class Unit:
         spec = self.spec
         if self.kind is UnitKind.TEST:
             return PlannedUnit(spec.run_id, self.kind, (), adapter_id=spec.adapter_id,
-                               role=spec.role, adapter_of=spec.adapter_of)  # fmt: skip
+                               roles=spec.roles, adapter_of=spec.adapter_of)  # fmt: skip
         labels = spec.labels if self.kind is UnitKind.TRAIN else ("zero-shot",)
         return PlannedUnit(spec.run_id, self.kind, labels, adapter_id=self.adapter_id)
 
     @property
     def labels(self) -> tuple[str, ...]:
-        if self.kind is UnitKind.TRAIN:
-            return self.spec.labels
-        if self.kind is UnitKind.TEST:
-            return (f"test split: {self.spec.role}", self.spec.adapter_of)
-        return ("zero-shot",)
+        if self.kind is UnitKind.ZERO_SHOT:
+            return ("zero-shot",)
+        return self.spec.labels
 
 
 @dataclass
@@ -210,10 +213,17 @@ class Plan:
         return tuple(ids)
 
     def add_test(self, adapter_of: str, role: str) -> TestSpec:
+        """The test-split evaluation of a run's adapter; a run already planned gains the role."""
         test = self.sweep.test
         assert test is not None
         resolved = {**self.run(adapter_of).resolved, "test": test.model_dump()}
-        spec = TestSpec("test-" + config_hash(resolved), adapter_of, role, resolved)
+        run_id = "test-" + config_hash(resolved)
+        for i, known in enumerate(self.tests):
+            if known.run_id == run_id:
+                roles = tuple(dict.fromkeys((*known.roles, role)))
+                self.tests[i] = TestSpec(run_id, adapter_of, roles, resolved)
+                return self.tests[i]
+        spec = TestSpec(run_id, adapter_of, (role,), resolved)
         self.tests.append(spec)
         return spec
 

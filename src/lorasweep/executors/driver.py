@@ -19,8 +19,8 @@ from rich.console import Console
 from lorasweep.config.plan import Plan, Unit, combine
 from lorasweep.errors import UserError
 from lorasweep.executors.base import Executor
-from lorasweep.store.records import RunResult, Status, UnitKind
-from lorasweep.store.store import RunStore, write_yaml
+from lorasweep.store.records import TEST_ROLES, RunResult, Status, StoreError, UnitKind
+from lorasweep.store.store import RunStore
 from lorasweep.tracking.base import Tracker
 from lorasweep.training.loop import StepLog
 
@@ -63,9 +63,10 @@ def run_sweep(
     executor.prepare(plan, console)
     try:
         with lock(store.root, wait, console):
-            if store.is_sweep:
-                store.plan()  # refuses a folder of an older store format, in one line
-            write_yaml(store.root / "sweep.yaml", plan.sweep.model_dump(mode="json"))
+            damaged = store.check_format()  # refuses another version's store, in one line
+            if damaged:
+                console.print(f"{damaged.problem}: written again from the config")
+            store.write_sweep_config(plan.sweep.model_dump(mode="json"))
             store.write_plan(plan.record())
             tracker.start_sweep(plan.sweep.model_dump(mode="json"), plan.record(), store.root)
             driver = _Driver(plan, store, console, executor, tracker, outcome, retry_failed)
@@ -98,19 +99,21 @@ def add_confirmation(plan: Plan, store: RunStore) -> bool:
 
 
 def add_tests(plan: Plan, store: RunStore) -> bool:
-    """Plan the test-split evaluations of the baseline, confirmation and best runs."""
+    """Plan the test-split evaluations of the baseline, confirmation and best configurations:
+    every seed's finished run, each once whatever roles it has."""
     from lorasweep.report.tables import build_tables
 
     best = build_tables(store).best
-    candidates = {
-        "baseline": plan.baseline_id,
-        "confirmation": (plan.confirmation or {}).get("run_ids", [None])[0],
-        "best": best.run_ids[0] if best is not None else None,
+    configurations = {
+        "baseline": plan.baseline_ids,
+        "confirmation": (plan.confirmation or {}).get("run_ids", ()),
+        "best": best.run_ids if best is not None else (),
     }
     plan.tests = []
-    for role, run_id in candidates.items():
-        if run_id and store.status(run_id) is Status.DONE:
-            plan.add_test(run_id, role)
+    for role in TEST_ROLES:
+        for run_id in configurations[role]:
+            if store.status(run_id) is Status.DONE:
+                plan.add_test(run_id, role)
     return bool(plan.tests)
 
 
@@ -133,6 +136,10 @@ class _Driver:
         for unit in units:
             result = self.store.result(unit.run_id)
             status = result.status if result else Status.PLANNED
+            damage = self.store.damage(unit.run_id) or self._adapter_damage(unit, status)
+            if damage:  # a damaged record is work not done: computed again
+                self.console.print(f"{damage.problem}: computing {unit.run_id} again")
+                status = Status.PLANNED
             if status is Status.DONE or (status is Status.FAILED and not self.retry_failed):
                 self.outcome.skipped.append(unit.run_id)
                 self.console.print(f"{unit.label} ({unit.run_id}): {status}, skipped")
@@ -144,6 +151,14 @@ class _Driver:
         self._total = len(pending)
         if pending:
             self.executor.run(pending, self.store, self)
+
+    def _adapter_damage(self, unit: Unit, status: Status) -> StoreError | None:
+        """A finished run whose adapter record is damaged is trained again, so that the
+        store holds no damaged record once the run is over."""
+        if status is not Status.DONE or unit.kind is not UnitKind.TRAIN:
+            return None
+        self.store.adapter(unit.adapter_id)
+        return self.store.adapter_damage(unit.adapter_id)
 
     # Events: called by the executor, in any order across units.
 

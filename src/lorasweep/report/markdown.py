@@ -11,8 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import yaml
-
+from lorasweep.errors import UserError
 from lorasweep.metrics import health
 from lorasweep.metrics.rouge import NAMES, ROUGE_KEYS
 from lorasweep.report import plots
@@ -49,6 +48,7 @@ KINDS = {
 
 def write_report(store: RunStore) -> Path:
     """Build ``report/report.md`` and its charts; the folder is replaced as a whole."""
+    check_report_dir(store)
     tables = build_tables(store)
     store.root.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(store.root)
@@ -60,6 +60,19 @@ def write_report(store: RunStore) -> Path:
         raise
     replace_dir(staging, store.report_dir)
     return store.report_dir / "report.md"
+
+
+def check_report_dir(store: RunStore) -> None:
+    """The report can go in place: ``report/`` is a folder or absent, never a file to replace.
+
+    Raises:
+        UserError: Something else is where the report folder goes.
+    """
+    path = store.report_dir
+    if path.exists() and not path.is_dir():
+        raise UserError(
+            f"{path} is a file where the report folder goes; move or delete it, then rerun"
+        )
 
 
 def remove_stale_staging(root: Path) -> None:
@@ -346,14 +359,21 @@ def _score_table(rows: list[tuple[str, Row]]) -> list[str]:
 def _test(tables: SweepTables) -> list[str]:
     if not tables.test:
         return []
+    seeds = max(len(row.per_seed) for row in tables.test)
     lines = [
         "## Held-out test split",
         "",
         "The configurations chosen on the evaluation split, re-evaluated on examples not used "
-        "to choose them.",
+        "to choose them; a configuration with several roles is listed once."
+        + (
+            f" Every seed's adapter is evaluated: scores are means over the {seeds} seeds, "
+            "each seed's ROUGE-L beside them."
+            if seeds > 1
+            else ""
+        ),
         "",
     ]
-    lines += _perspective_table(tables.test, kinds=False)
+    lines += _perspective_table(tables.test, kinds=False, per_seed=seeds > 1)
     sentences = [
         f"On the test split, the {row.name} scores {_delta(row.vs_baseline)} "
         f"{NAMES[PRIMARY]} against the LoRA baseline: {verdict_words(row.vs_baseline)}."
@@ -378,13 +398,24 @@ def _perspective(tables: SweepTables) -> list[str]:
     return lines
 
 
-def _perspective_table(rows: list[PerspectiveRow], kinds: bool) -> list[str]:
+def _perspective_table(
+    rows: list[PerspectiveRow], kinds: bool, per_seed: bool = False
+) -> list[str]:
     keys = [k for k in ROUGE_KEYS if any(k in r.metrics for r in rows)]
     head = "| system | " + ("kind | " if kinds else "") + " | ".join(NAMES[k] for k in keys)
+    head += f" | {NAMES[PRIMARY]} per seed" if per_seed else ""
     head += f" | Δ {NAMES[PRIMARY]} vs LoRA baseline [{CONFIDENCE:.0%} CI] | verdict | source |"
-    lines = [head, "|---|" + ("---|" if kinds else "") + "---:|" * (len(keys) + 1) + "---|---|"]
+    numbers = len(keys) + 1 + per_seed
+    lines = [head, "|---|" + ("---|" if kinds else "") + "---:|" * numbers + "---|---|"]
     for row in rows:
         cells = [f"{row.metrics[k]:.2f}" if k in row.metrics else "—" for k in keys]
+        if per_seed:
+            cells.append(
+                ", ".join(
+                    f"{seed}: {value:.2f}" if value is not None else f"{seed}: —"
+                    for seed, value in row.per_seed
+                )
+            )
         if row.is_baseline:
             cells += ["—", "(the baseline)"]
         else:
@@ -447,9 +478,10 @@ def _runs(tables: SweepTables) -> list[str]:
 
 
 def _sweep_summary(store: RunStore, tables: SweepTables) -> str:
-    sweep = yaml.safe_load((store.root / "sweep.yaml").read_text())
-    evaluation = sweep["evaluation"]
-    stemming = "with" if evaluation["use_stemmer"] else "no"
+    sweep = store.sweep_config()
+    evaluation = sweep.get("evaluation") or {}
+    model, data = sweep.get("model") or {}, sweep.get("data") or {}
+    stemming = "with" if evaluation.get("use_stemmer") else "no"
     seeds = [s for s in tables.seeds if s is not None]
     training = (
         f"trained once per seed ({', '.join(map(str, seeds))}); scores are means over seeds "
@@ -459,9 +491,10 @@ def _sweep_summary(store: RunStore, tables: SweepTables) -> str:
     )
     resampling = "seeds and examples (both paired)" if len(seeds) > 1 else "the examples (paired)"
     return (
-        f"Model `{sweep['model']['name']}`, data `{sweep['data']['source']}`. "
-        f"Each configuration is {training}, and evaluated on the same {evaluation['size']} "
-        f"examples of the `{evaluation['split']}` split (shuffle seed {evaluation['seed']}) "
+        f"Model `{model.get('name')}`, data `{data.get('source')}`. "
+        f"Each configuration is {training}, and evaluated on the same {evaluation.get('size')} "
+        f"examples of the `{evaluation.get('split')}` split (shuffle seed "
+        f"{evaluation.get('seed')}) "
         f"with greedy decoding. Scores are ROUGE F-measures in points (x100) from Google's "
         f"`rouge-score`, {stemming} stemming, averaged over examples. **Bold**: the best value "
         f"in its column.\n\n"

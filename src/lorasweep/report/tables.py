@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass, field, replace
 from statistics import fmean, stdev
 from typing import Any
 
-import yaml
-
 from lorasweep.config.schema import lora_scaling
 from lorasweep.evaluation.extractive import extractive_predictions
 from lorasweep.external import external_rows
@@ -122,6 +120,7 @@ class PerspectiveRow:
     vs_baseline: Delta | None
     note: str = ""
     is_baseline: bool = False  # the LoRA baseline itself, the reference of the deltas
+    per_seed: tuple[tuple[Any, float | None], ...] = ()  # (seed, ROUGE-L; None: not done)
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,7 @@ class SweepTables:
 def build_tables(store: RunStore) -> SweepTables:
     """Everything the report shows, from ``plan.json``, ``sweep.yaml`` and the runs' records."""
     plan = store.plan()
-    sweep = _sweep_config(store)
+    sweep = store.sweep_config()
     results = _results(store, plan)
     scores = ExampleScores(store, {r for r, result in results.items() if result.done})
     reference = _baseline_ids(plan)
@@ -220,11 +219,6 @@ def build_tables(store: RunStore) -> SweepTables:
         results=results,
         tradeoffs=_tradeoffs(candidates, confirmation),
     )
-
-
-def _sweep_config(store: RunStore) -> dict[str, Any]:
-    path = store.root / "sweep.yaml"
-    return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
 
 def _results(store: RunStore, plan: PlanRecord) -> dict[str, RunResult]:
@@ -350,26 +344,35 @@ def _confirmation(
     return Confirmation(row, best, vs_best)
 
 
+TEST_NAMES = {
+    "baseline": "LoRA baseline",
+    "confirmation": "confirmation run",
+    "best": "best single-factor configuration",
+}
+
+
 def _test_rows(
     plan: PlanRecord, results: dict[str, RunResult], scores: ExampleScores
 ) -> list[PerspectiveRow]:
-    """The test split's re-evaluations, one row per role (mean over its seeds' adapters)."""
-    names = {
-        "baseline": "LoRA baseline",
-        "confirmation": "confirmation run",
-        "best": "best single-factor configuration",
-    }
-    roles = plan.test_roles()
-    baseline = roles.get("baseline", ())
+    """The test split's re-evaluations: one row per configuration, whatever roles it has, its
+    scores the mean over its seeds' adapters, each seed's ROUGE-L beside them."""
+    evaluations = plan.test_evaluations()
+    baseline = next((e.run_ids for e in evaluations if "baseline" in e.roles), ())
     rows = []
-    for role, name in names.items():
-        if role not in roles:
+    for evaluation in evaluations:
+        name = ", ".join(TEST_NAMES.get(role, role) for role in evaluation.roles)
+        is_baseline = evaluation.run_ids == baseline
+        row = _row(name, evaluation.run_ids, is_baseline, results, scores, baseline)
+        if not row.metrics:
             continue
-        row = _row(name, roles[role], role == "baseline", results, scores, baseline)
-        if row.metrics:
-            rows.append(
-                PerspectiveRow(name, "measured", row.metrics, row.delta, _ids(row), row.is_baseline)
-            )
+        per_seed = tuple(
+            (seed, results[r].metrics.get(PRIMARY) if r in row.done_ids else None)
+            for seed, r in zip(plan.seeds or (None,), evaluation.run_ids, strict=False)
+        )
+        rows.append(
+            PerspectiveRow(name, "measured", row.metrics, row.delta, _ids(row), is_baseline,
+                           per_seed=per_seed)
+        )  # fmt: skip
     return rows
 
 
@@ -425,7 +428,7 @@ def _perspective(
     )
     examples = scores.rows(source) if source else []
     if examples and all("input" in row and "reference" in row for row in examples):
-        use_stemmer = bool(sweep.get("evaluation", {}).get("use_stemmer", False))
+        use_stemmer = bool((sweep.get("evaluation") or {}).get("use_stemmer", False))
         for name, predictions in extractive_predictions(examples, use_stemmer).items():
             scores.add(f"extractive:{name}", predictions)
             rows.append(

@@ -17,9 +17,27 @@ from lorasweep.errors import UserError
 # Version of the store layout. 2: adapters keyed apart from their evaluations (adapters/).
 STORE_FORMAT = 2
 
+# What to do about a damaged record, by file: each is computed or written again by a run.
+RESULT_ADVICE = "that run is not done: rerun `lorasweep run` to compute it again"
+ADAPTER_ADVICE = "that adapter is not done: rerun `lorasweep run` to train it again"
+PLAN_ADVICE = "rerun `lorasweep run` with the sweep's config to write it again"
+
 
 class StoreError(UserError):
-    """A file of the run store is damaged or from another version; the message says what to do."""
+    """A file of the run store is damaged or from another version; the message says what to do.
+
+    Args:
+        problem: The file and what is wrong with it.
+        advice: What to do about it.
+    """
+
+    def __init__(self, problem: str, advice: str = "") -> None:
+        super().__init__(f"{problem}; {advice}" if advice else problem)
+        self.problem = problem
+
+
+class StoreFormatError(StoreError):
+    """The store was written by another lorasweep version: a run must not write into it."""
 
 
 class Status(str, Enum):
@@ -50,17 +68,17 @@ class _Reader:
 
     def __init__(self, data: Any, path: Path | str, advice: str) -> None:
         if not isinstance(data, dict):
-            raise StoreError(f"{path}: damaged (not a JSON object); {advice}")
+            raise StoreError(f"{path}: damaged (not a JSON object)", advice)
         self.data, self.path, self.advice = data, path, advice
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
         if key not in self.data or self.data[key] is None:
             if default is ...:
-                raise StoreError(f"{self.path}: damaged (no {key!r}); {self.advice}")
+                raise StoreError(f"{self.path}: damaged (no {key!r})", self.advice)
             return default
         value = self.data[key]
         if not isinstance(value, kind):
-            raise StoreError(f"{self.path}: damaged ({key!r} is not {_names(kind)}); {self.advice}")
+            raise StoreError(f"{self.path}: damaged ({key!r} is not {_names(kind)})", self.advice)
         return value
 
     def enum(self, key: str, kind: type[Enum]) -> Any:
@@ -68,7 +86,7 @@ class _Reader:
         try:
             return kind(value)
         except ValueError:
-            raise StoreError(f"{self.path}: damaged ({key}={value!r}); {self.advice}") from None
+            raise StoreError(f"{self.path}: damaged ({key}={value!r})", self.advice) from None
 
 
 def _names(kind: type | tuple[type, ...]) -> str:
@@ -135,7 +153,7 @@ class RunResult:
 
     @classmethod
     def from_json(cls, data: Any, path: Path | str = "result.json") -> RunResult:
-        read = _Reader(data, path, "that unit is not done: rerun the sweep to compute it again")
+        read = _Reader(data, path, RESULT_ADVICE)
         status = read.enum("status", Status)
         result = cls(
             run_id=read.get("run_id", str),
@@ -153,7 +171,7 @@ class RunResult:
             traceback=read.get("traceback", str, None),
         )
         if status is Status.DONE and not result.metrics:
-            raise StoreError(f"{path}: damaged (done without metrics); {read.advice}")
+            raise StoreError(f"{path}: damaged (done without metrics)", read.advice)
         return result
 
 
@@ -195,7 +213,7 @@ class AdapterRecord:
 
     @classmethod
     def from_json(cls, data: Any, path: Path | str = "adapter.json") -> AdapterRecord:
-        read = _Reader(data, path, "delete that adapter folder and rerun the sweep to retrain it")
+        read = _Reader(data, path, ADAPTER_ADVICE)
         return cls(
             adapter_id=read.get("adapter_id", str),
             config=read.get("config", dict),
@@ -215,7 +233,7 @@ class PlannedUnit:
     kind: UnitKind
     labels: tuple[str, ...]
     adapter_id: str | None = None
-    role: str | None = None  # test units: baseline, confirmation or best
+    roles: tuple[str, ...] = ()  # test units: baseline, confirmation and/or best (TEST_ROLES)
     adapter_of: str | None = None  # test units: the run whose adapter they evaluate
 
     @property
@@ -223,8 +241,27 @@ class PlannedUnit:
         if self.kind is UnitKind.ZERO_SHOT:
             return "zero-shot"
         if self.kind is UnitKind.TEST:
-            return f"test split: {self.role} ({self.adapter_of})"
+            return f"test split: {', '.join(self.roles)} ({self.adapter_of})"
         return ", ".join(self.labels)
+
+
+# The configurations evaluated on the test split, in the order the report lists them.
+TEST_ROLES = ("baseline", "confirmation", "best")
+
+
+@dataclass(frozen=True)
+class PlannedTests:
+    """One configuration's evaluations on the test split: one test unit per seed.
+
+    Attributes:
+        roles: What the configuration is (``baseline``, ``best``, ...); one configuration may
+            be several.
+        run_ids: Its test unit per seed, in seed order; None where that seed's run has none
+            (it did not finish), so that seed i still pairs with the baseline's seed i.
+    """
+
+    roles: tuple[str, ...]
+    run_ids: tuple[str | None, ...]
 
 
 @dataclass(frozen=True)
@@ -284,12 +321,24 @@ class PlanRecord:
         zero_shot = PlannedUnit(self.base_eval, UnitKind.ZERO_SHOT, ("zero-shot",))
         return [zero_shot, *self.runs, *self.tests]
 
-    def test_roles(self) -> dict[str, tuple[str, ...]]:
-        """Role -> its test units' ids (one per seed), in plan order."""
-        roles: dict[str, list[str]] = {}
+    def test_evaluations(self) -> list[PlannedTests]:
+        """Each configuration evaluated on the test split once, with all its roles."""
+        configurations = [self.baseline_run_ids]
+        configurations += [row.run_ids for e in self.experiments for row in e.rows]
+        configurations += [self.confirmation.run_ids] if self.confirmation else []
+        seeded = {run_id: ids for ids in configurations for run_id in ids}
+        tests = {unit.adapter_of: unit for unit in self.tests}
+        grouped: dict[tuple[str, ...], list[PlannedUnit]] = {}
         for unit in self.tests:
-            roles.setdefault(unit.role or "?", []).append(unit.run_id)
-        return {role: tuple(ids) for role, ids in roles.items()}
+            runs = seeded.get(unit.adapter_of or "", (unit.adapter_of or "",))
+            grouped.setdefault(runs, []).append(unit)
+        return [
+            PlannedTests(
+                tuple(dict.fromkeys(role for unit in units for role in unit.roles)),
+                tuple(tests[r].run_id if r in tests else None for r in runs),
+            )
+            for runs, units in grouped.items()
+        ]
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -322,7 +371,7 @@ class PlanRecord:
             }
         if self.tests:
             record["tests"] = [
-                {"run_id": u.run_id, "role": u.role, "adapter_of": u.adapter_of,
+                {"run_id": u.run_id, "roles": list(u.roles), "adapter_of": u.adapter_of,
                  "adapter_id": u.adapter_id}
                 for u in self.tests
             ]  # fmt: skip
@@ -330,17 +379,18 @@ class PlanRecord:
 
     @classmethod
     def from_json(cls, data: Any, path: Path | str = "plan.json") -> PlanRecord:
-        advice = "rerun `lorasweep run` with the sweep's config to write it again"
-        read = _Reader(data, path, advice)
-        version = data.get("format") if isinstance(data, dict) else None
+        read = _Reader(data, path, PLAN_ADVICE)
+        # Format 1 had no "format" field; a plan with neither that nor runs is no plan at all.
+        version = read.get("format", int, 1 if "runs" in read.data else ...)
         if version != STORE_FORMAT:
-            raise StoreError(
-                f"{path}: written by an earlier lorasweep (store format {version or 1}, this "
-                f"version reads {STORE_FORMAT}); run the sweep into a new --out folder"
+            raise StoreFormatError(
+                f"{path}: written by an {'earlier' if version < STORE_FORMAT else 'newer'} "
+                f"lorasweep (store format {version}, this version reads {STORE_FORMAT}); "
+                "run the sweep into a new --out folder"
             )
 
         def reader(item: Any) -> _Reader:
-            return _Reader(item, path, advice)
+            return _Reader(item, path, PLAN_ADVICE)
 
         runs = tuple(
             PlannedUnit(
@@ -361,13 +411,17 @@ class PlanRecord:
         if confirmation is not None:
             c = reader(confirmation)
             confirmation = PlannedConfirmation(tuple(c.get("run_ids", list)), c.get("label", str))
-        tests = tuple(
-            PlannedUnit(
-                t.get("run_id", str), UnitKind.TEST, (), adapter_id=t.get("adapter_id", str, None),
-                role=t.get("role", str), adapter_of=t.get("adapter_of", str),
-            )
-            for t in map(reader, read.get("tests", list, []))
-        )  # fmt: skip
+        tests: dict[str, PlannedUnit] = {}
+        for t in map(reader, read.get("tests", list, [])):
+            # Before roles were merged a test unit was listed once per role, as "role".
+            roles = t.get("roles", list, None) or [t.get("role", str)]
+            run_id = t.get("run_id", str)
+            known = tests.get(run_id)
+            tests[run_id] = PlannedUnit(
+                run_id, UnitKind.TEST, (), adapter_id=t.get("adapter_id", str, None),
+                roles=tuple(dict.fromkeys((*(known.roles if known else ()), *roles))),
+                adapter_of=t.get("adapter_of", str),
+            )  # fmt: skip
         return cls(
             name=read.get("name", str),
             baseline_run_ids=tuple(read.get("baseline_run_ids", list)),
@@ -376,5 +430,5 @@ class PlanRecord:
             runs=runs,
             experiments=tuple(experiments),
             confirmation=confirmation,
-            tests=tests,
+            tests=tuple(tests.values()),
         )

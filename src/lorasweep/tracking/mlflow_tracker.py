@@ -1,4 +1,9 @@
-"""Mirror a sweep into MLflow: one parent run per sweep invocation, one child run per lorasweep run.
+"""Mirror a sweep into MLflow: one parent run per sweep folder, one child run per lorasweep run.
+
+A rerun finds its runs again by their tags (the folder's ``sweep_id``, the lorasweep run id) and
+resumes them instead of adding new ones. A process killed mid-sweep leaves its runs RUNNING; the
+next run of the sweep (which holds the folder's lock, so no other process owns them) marks them
+KILLED, then reopens those it computes again, and finishes the parent with the new report.
 
 By default the store is local, inside the sweep folder (``sqlite:///<sweep>/mlflow.db``, MLflow's
 own default backend, with artifacts in ``<sweep>/mlartifacts``); ``mlflow ui
@@ -18,7 +23,7 @@ from lorasweep.store.records import PlanRecord, RunResult, Status
 from lorasweep.store.store import RunStore
 from lorasweep.tracking.base import Tracker
 
-FAILED = Status.FAILED.value
+FAILED, KILLED = Status.FAILED.value, "KILLED"
 _RUN_FILES = ("config.yaml", "predictions.jsonl", "result.json")
 _ADAPTER_FILES = ("train_log.jsonl", "adapter.json")
 _MAX_PARAMS, _MAX_METRICS = 100, 1000  # MLflow's limits on one log_batch call
@@ -61,9 +66,11 @@ class MlflowTracker(Tracker):
         self.experiment_id: str | None = None
         self.sweep: dict[str, Any] = {}
         self.plan: PlanRecord | None = None
-        self._parent: str | None = None  # created with the first run executed
+        self.sweep_id = ""  # the sweep folder's identity, read in start_sweep
+        self._parent: str | None = None  # open once the first run is executed
+        self._earlier_parent: Any = None  # the sweep's parent from an earlier run, if any
         self._runs: dict[str, str] = {}  # lorasweep run id -> its open MLflow run id
-        self._last_step: dict[str, int] = {}
+        self._last_step: dict[str, int] = {}  # the last training step logged, per run
 
     @property
     def tracking_uri(self) -> str:
@@ -92,17 +99,24 @@ class MlflowTracker(Tracker):
             )
         else:
             self.experiment_id = experiment.experiment_id
+        self.sweep_id = RunStore(self.root).sweep_id()
+        # Runs still RUNNING belong to a process that died (it would hold the folder's lock).
+        for run in self._search("attributes.status = 'RUNNING'"):
+            self.client.set_terminated(run.info.run_id, KILLED)
+        parents = self._search("tags.`lorasweep.kind` = 'sweep'")
+        self._earlier_parent = parents[0] if parents else None
 
     def start_run(self, run_id: str, info: dict[str, Any]) -> None:
         if self.client is None:
             return
         self._close(run_id, FAILED)  # the same run left open by an earlier attempt
         if self._parent is None:
-            self._parent = self._start_parent()
+            self._parent = self._open_parent()
         name = self.plan.name if self.plan else ""
         tags = {
             "mlflow.parentRunId": self._parent,
             "lorasweep.sweep": name,
+            "lorasweep.sweep_id": self.sweep_id,
             "lorasweep.run_id": run_id,
             "lorasweep.kind": info["kind"],
             "lorasweep.labels": ", ".join(info["labels"]),
@@ -110,14 +124,25 @@ class MlflowTracker(Tracker):
             "lorasweep.factors": ", ".join(info["factors"]),
             "lorasweep.baseline": str(bool(self.plan) and run_id == self.plan.baseline).lower(),
         }
-        run = self.client.create_run(self.experiment_id, run_name=info["labels"][0], tags=tags)
-        self._runs[run_id] = run.info.run_id
-        self._last_step[run_id] = 0
+        earlier = self._search(f"tags.`lorasweep.run_id` = '{run_id}'")
+        if earlier:  # computed again (killed, cancelled, retried): the same MLflow run goes on
+            mlflow_run = earlier[0].info.run_id
+            self.client.update_run(mlflow_run, status="RUNNING")
+            for key, value in tags.items():
+                self.client.set_tag(mlflow_run, key, value)
+            history = self.client.get_metric_history(mlflow_run, "train/loss")
+            self._last_step[run_id] = max((m.step for m in history), default=0)
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=info["labels"][0], tags=tags)
+            mlflow_run = run.info.run_id
+            self._last_step[run_id] = 0
+        self._runs[run_id] = mlflow_run
         from mlflow.entities import Param
 
+        # Logged again on a resumed run: MLflow accepts a param logged twice with one value.
         params = [Param(k, v) for k, v in flatten(info["config"]).items()]
         for start in range(0, len(params), _MAX_PARAMS):
-            self.client.log_batch(run.info.run_id, params=params[start : start + _MAX_PARAMS])
+            self.client.log_batch(mlflow_run, params=params[start : start + _MAX_PARAMS])
 
     def log_step(self, run_id: str, step: dict[str, Any]) -> None:
         if run_id in self._runs:
@@ -137,6 +162,8 @@ class MlflowTracker(Tracker):
         self.client.set_tag(mlflow_run, "lorasweep.status", result.status.value)
         if result.error:
             self.client.set_tag(mlflow_run, "lorasweep.error", str(result.error)[:5000])
+        elif "lorasweep.error" in self.client.get_run(mlflow_run).data.tags:  # an earlier try's
+            self.client.delete_tag(mlflow_run, "lorasweep.error")
         run_dir = store.run_dir(run_id)
         adapter_dir = store.adapter_dir(result.adapter_id) if result.adapter_id else None
         for folder, names in ((run_dir, _RUN_FILES), (adapter_dir, _ADAPTER_FILES)):
@@ -160,8 +187,11 @@ class MlflowTracker(Tracker):
             return
         for run_id in list(self._runs):  # runs that never ended (an interrupted sweep)
             self._close(run_id, FAILED)
-        if self._parent is None:  # nothing new since the last sweep run (a finished sweep)
-            return
+        if self._parent is None:
+            earlier = self._earlier_parent
+            if earlier is None or earlier.info.status == "FINISHED":
+                return  # nothing new since the last sweep run (a finished sweep)
+            self._parent = self._open_parent()  # a killed sweep's parent gets its report
         if report_dir and Path(report_dir).is_dir():
             self.client.log_artifacts(self._parent, str(report_dir), "report")
         self.client.log_text(self._parent, to_csv(run_table(RunStore(self.root))), "runs.csv")
@@ -170,19 +200,40 @@ class MlflowTracker(Tracker):
         if self.config.tracking_uri is None:
             print(f"MLflow: mlflow ui --backend-store-uri {self.tracking_uri}")
 
-    def _start_parent(self) -> str:
-        """The sweep's parent run: its config and plan, later its report and run table."""
+    def _open_parent(self) -> str:
+        """The sweep's parent run, the earlier one reopened: its config and plan, later its
+        report and run table."""
         name = self.plan.name if self.plan else ""
-        tags = {"lorasweep.sweep": name, "lorasweep.kind": "sweep"}
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        if self._earlier_parent is not None:
+            parent = self._earlier_parent.info.run_id
+            self.client.update_run(parent, status="RUNNING")
+        else:
+            tags = {"lorasweep.sweep": name, "lorasweep.kind": "sweep",
+                    "lorasweep.sweep_id": self.sweep_id,
+                    "lorasweep.sweep_dir": str(self.root.absolute())}  # fmt: skip
+            parent = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+            parent = parent.info.run_id
         for name in ("sweep.yaml", "plan.json"):
             if (self.root / name).is_file():
-                self.client.log_artifact(run.info.run_id, str(self.root / name))
-        return run.info.run_id
+                self.client.log_artifact(parent, str(self.root / name))
+        return parent
+
+    def _search(self, condition: str) -> list[Any]:
+        """This sweep's runs that meet ``condition``, the newest first."""
+        return self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`lorasweep.sweep_id` = '{self.sweep_id}' AND {condition}",
+            order_by=["attributes.start_time DESC"],
+        )
 
     def _log_steps(self, run_id: str, steps: list[dict[str, Any]]) -> None:
+        """Training steps after the last one logged: a run resumed from a checkpoint trains
+        again the steps since that checkpoint, which its MLflow run already holds."""
+        last = self._last_step.get(run_id, 0)
         rows = [
-            (int(s["step"]), {f"train/{k}": v for k, v in s.items() if k != "step"}) for s in steps
+            (int(s["step"]), {f"train/{k}": v for k, v in s.items() if k != "step"})
+            for s in steps
+            if int(s["step"]) > last
         ]
         self._log_metrics(self._runs[run_id], rows)
         if rows:

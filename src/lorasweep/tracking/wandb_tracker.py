@@ -1,7 +1,10 @@
 """Mirror a sweep into Weights & Biases: one W&B run per lorasweep run, one group per sweep.
 
-Offline first: without an API key (or with ``mode: offline``) W&B writes run files under
-``<sweep>/wandb`` that ``wandb sync`` uploads later, and nothing waits on the network.
+A lorasweep run keeps one W&B run id for good (made from the sweep folder's ``sweep_id`` and the
+run id), and W&B resumes it when the run is computed again, after a kill or a retry, instead of
+adding a run. Offline first: without an API key (or with ``mode: offline``) W&B writes run files
+under ``<sweep>/wandb`` that ``wandb sync`` uploads later, and nothing waits on the network;
+the folders of one resumed run are synced into that one run, in order.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class WandbTracker(Tracker):
         self.mode: str | None = None  # resolved in start_sweep: it reads the environment
         self.sweep: dict[str, Any] = {}
         self.plan: PlanRecord | None = None
+        self.sweep_id = ""  # the sweep folder's identity, read in start_sweep
         self._runs: dict[str, Any] = {}  # lorasweep run id -> its open W&B run
         self._last_step: dict[str, int] = {}
         self._executed = 0
@@ -73,6 +77,7 @@ class WandbTracker(Tracker):
     def start_sweep(self, sweep: dict[str, Any], plan: PlanRecord, root: Path) -> None:
         self.root, self.sweep, self.plan = Path(root), sweep, plan
         self.mode = resolve_mode(self.config.mode)
+        self.sweep_id = RunStore(self.root).sweep_id()
 
     def start_run(self, run_id: str, info: dict[str, Any]) -> None:
         if self.mode in (None, "disabled"):
@@ -93,6 +98,7 @@ class WandbTracker(Tracker):
             job_type=self._job_type(run_id, info),
             tags=self._tags(run_id, info),
             config=config,
+            run_id=f"{self.sweep_id}-{run_id}",
         )
         self._last_step[run_id] = 0
         self._executed += 1
@@ -175,7 +181,15 @@ class WandbTracker(Tracker):
                 f"`wandb sync {self.root / 'wandb'}/offline-run-*`"
             )
 
-    def _init(self, name: str, job_type: str, tags: list[str], config: dict[str, Any]) -> Any:
+    def _init(
+        self,
+        name: str,
+        job_type: str,
+        tags: list[str],
+        config: dict[str, Any],
+        run_id: str | None = None,
+    ) -> Any:
+        """A new W&B run; with ``run_id``, that run, resumed if it exists."""
         import wandb
 
         with self._dirs():
@@ -189,6 +203,8 @@ class WandbTracker(Tracker):
                 config=config,
                 dir=str(self.root),  # W&B adds the wandb/ folder itself
                 mode=self.mode,
+                id=run_id,
+                resume="allow" if run_id else None,
                 reinit="create_new",  # never touches a run the user may have open
                 # lorasweep draws its own progress; W&B must not wrap stdout or print banners.
                 settings=wandb.Settings(console="off", silent=True),

@@ -97,7 +97,9 @@ def fit(
         examples: Encoded training examples.
         config: The run's training settings.
         pad_id: Token id used to pad batches (masked out of attention and loss).
-        on_step: Called after every optimizer step, e.g. to advance a progress bar.
+        on_step: Called after every optimizer step, e.g. to advance a progress bar; on a
+            resume, first once for each restored step, so that a tracker whose earlier
+            records died with a killed process still sees the whole curve, in order.
         checkpoints: Where to save resumable state; if it holds some, training resumes there.
 
     Returns:
@@ -128,6 +130,8 @@ def fit(
         checkpoints.earlier_seconds = earlier_seconds = state.get("train_seconds", 0.0)
         for _ in range(len(history) * config.gradient_accumulation_steps):
             next(batches)  # the batch order is a function of the seed: skip what was consumed
+        for log in history:
+            on_step(log)
     model.train()
     for step in range(len(history) + 1, steps + 1):
         micro = [next(batches) for _ in range(config.gradient_accumulation_steps)]

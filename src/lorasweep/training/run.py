@@ -182,8 +182,7 @@ def evaluate_test(
     write_yaml(store.run_dir(spec.run_id) / "config.yaml", spec.resolved)
     evaluation = _evaluate_saved(resources, store.adapter_dir(spec.adapter_id), hooks, test=True)
     timings = {"eval_s": evaluation.seconds, "total_s": time.perf_counter() - started}
-    labels = (f"test split: {spec.role}", spec.adapter_of)
-    return _finish(store, spec.run_id, UnitKind.TEST, labels, spec.resolved, evaluation,
+    return _finish(store, spec.run_id, UnitKind.TEST, spec.labels, spec.resolved, evaluation,
                    timings, _eval_efficiency(evaluation), resources, spec.adapter_id)  # fmt: skip
 
 

@@ -271,7 +271,7 @@ def resolve_run(sweep: SweepConfig, settings: BaselineConfig) -> dict[str, Any]:
             "target_modules": lora.modules,
         },
         "training": settings.training.model_dump(),
-        "evaluation": sweep.evaluation.model_dump(),
+        "evaluation": sweep.evaluation.identity,
         "generation": sweep.generation.model_dump(),
     }
 
@@ -284,7 +284,7 @@ def resolve_eval(sweep: SweepConfig) -> dict[str, Any]:
         "model": sweep.model.model_dump(),
         "data": data,
         "prompt": sweep.prompt.model_dump(),
-        "evaluation": sweep.evaluation.model_dump(),
+        "evaluation": sweep.evaluation.identity,
         "generation": sweep.generation.model_dump(),
     }
 

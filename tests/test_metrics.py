@@ -282,5 +282,7 @@ def test_bertscore_without_its_model_folder_is_one_line(tmp_path):
     evaluation = EvaluationConfig(
         metrics=["rouge", {"bertscore": {"model": str(tmp_path / "nope")}}], primary="rougeL"
     )
-    with pytest.raises(UserError, match=r"^evaluation.metrics\[1\]: bertscore: .*nope"):
+    with pytest.raises(
+        UserError, match=r"^evaluation.metrics\[1\]: bertscore: model: .*nope is not a model folder"
+    ):
         build_scoring(evaluation)

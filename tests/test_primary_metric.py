@@ -98,3 +98,25 @@ def test_a_metric_added_later_scores_the_stored_predictions(tmp_path):
     assert "chrf" in rank["4"].intervals and "chrf" in rank["4"].vs_baseline
     assert {p: p.read_bytes() for p in runs} == before  # no run file was touched
     assert not (tmp_path / "scores").exists()  # chrF is cheap: scored again, not kept
+
+
+def test_a_failing_custom_metric_is_named_in_the_report_and_the_rest_stands(tmp_path):
+    store = make_store(tmp_path / "store")
+    metric = tmp_path / "fragile.py"
+    metric.write_text(
+        "def score(prediction, references):\n"
+        "    if '7 pm' in references[0]:\n"
+        "        raise KeyError('no label in ' + references[0])\n"
+        "    return {'hit': 1.0}\n"
+    )
+    sweep = yaml.safe_load((store.root / "sweep.yaml").read_text())
+    sweep["evaluation"]["metrics"] = ["rouge", f"{metric}:score"]
+    (store.root / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    text = write_report(store).read_text()
+    assert (
+        f"⚠ Metric `{metric}:score` is left out where it failed: {metric}:score raised on" in text
+    )
+    assert "KeyError: 'no label in Ann and Bob meet at 7 pm at the cafe.'" in text
+    alone = build_tables(make_store(tmp_path / "alone"))
+    rank = build_tables(store).experiments[0].rows
+    assert [r.metrics for r in rank] == [r.metrics for r in alone.experiments[0].rows]

@@ -238,11 +238,12 @@ def _change_scoring(store, path: Path, console: Console) -> None:
 
 def _status(args: argparse.Namespace, console: Console) -> int:
     from lorasweep.metrics.registry import scoring_for
+    from lorasweep.stats.scores import ExampleScores
     from lorasweep.store.sweep_file import read_sweep
 
     store = _existing_store(args.sweep_dir)
-    scoring = scoring_for(read_sweep(store.root).evaluation)
-    primary, label = scoring.primary, scoring.label(scoring.primary)
+    scores = ExampleScores(store, set(), scoring_for(read_sweep(store.root).evaluation))
+    primary, label = scores.scoring.primary, scores.scoring.label(scores.scoring.primary)
     counts: dict[str, int] = {}
     for unit in store.plan().units():  # each unit once, whichever rows it serves
         result = store.result(unit.run_id)
@@ -250,7 +251,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         counts[status] = counts.get(status, 0) + 1
         detail = ""
         if result and result.done:
-            detail = f"{label} {result.metrics.get(primary, float('nan')):.2f}"
+            detail = f"{label} {scores.run_numbers(result).get(primary, float('nan')):.2f}"
         elif result:
             detail = result.error or ""
         console.print(f"{unit.run_id}  {status:<9} {unit.label}  {detail}")

@@ -42,6 +42,8 @@ class BertScore(Metric):
 
     def __init__(self, model: str, num_layers: int | None = None, batch_size: int = 32) -> None:
         self.model = str(Path(model).expanduser())
+        if not (Path(self.model) / "config.json").is_file():
+            raise ValueError(f"model: {self.model} is not a model folder (no config.json)")
         self.num_layers = num_layers or _layers(Path(self.model))
         self.batch_size = batch_size
         self._scorer = None

@@ -118,7 +118,9 @@ def build_metric(name: str, options: dict[str, Any], evaluation: EvaluationConfi
     cls = metric_class(name)
     try:
         return cls.from_config(cls.Options.model_validate(options), evaluation)
-    except (OSError, ValueError) as err:
+    except ValueError as err:  # the metric's own check of its options
+        raise MetricError(f"{name}: {err}") from err
+    except OSError as err:
         raise MetricError(f"{name}: {type(err).__name__}: {err}") from err
 
 

@@ -11,25 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from lorasweep.metrics.base import Key, Metric, MetricError, references_of
 
-
-class Cache(Protocol):
-    """Where scores computed after a run are kept (``store.score_cache.ScoreCache``)."""
-
-    def get(
-        self, signature: str, predictions: list[str], references: list[list[str]]
-    ) -> list[dict[str, float]] | None: ...
-
-    def put(
-        self,
-        signature: str,
-        predictions: list[str],
-        references: list[list[str]],
-        scores: list[dict[str, float]],
-    ) -> None: ...
+if TYPE_CHECKING:
+    from lorasweep.store.score_cache import ScoreCache
 
 
 @dataclass
@@ -90,7 +77,7 @@ class Scoring:
     def score(
         self,
         rows: Sequence[Mapping[str, Any]],
-        cache: Cache | None = None,
+        cache: ScoreCache | None = None,
         rescore: bool = False,
     ) -> Scored:
         """Every metric's per-example scores for rows with ``prediction`` and ``reference``.

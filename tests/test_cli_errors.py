@@ -132,6 +132,21 @@ def test_eval_size_larger_than_split(good, tmp_path, capsys):
         ("generation.max_new_tokens", 10**12, "generation.max_new_tokens: must be less than"),
         ("prompt.template", "{} {input}", "prompt.template: positional placeholder {}"),
         ("baseline.training.max_length", 4096, "baseline.training.max_length: 4096 is more than"),
+        # issue #14: metrics are named, their keys known, their files there, before training
+        ("evaluation.metrics", ["rouge", "chrF"], "evaluation.metrics[1]: unknown metric 'chrF'"),
+        ("evaluation.primary", "chrf", "evaluation.primary: not a key of the metrics; choose"),
+        (
+            "evaluation.metrics",
+            ["rouge", {"chrf": {"order": 2}}],
+            "evaluation.metrics[1]: chrf.order: unknown option",
+        ),
+        ("evaluation.metrics", [], "evaluation.metrics: List should have at least 1 item"),
+        ("evaluation.metrics", ["rouge", "rouge"], "evaluation.metrics: 'rouge' is listed twice"),
+        (
+            "evaluation.metrics",
+            ["rouge", "/nonexistent/m.py:score"],
+            "evaluation.metrics[1]: /nonexistent/m.py:score: no such file /nonexistent/m.py",
+        ),
     ],
 )
 def test_bad_values(good, tmp_path, capsys, path, value, expected):
@@ -197,3 +212,16 @@ def test_a_rejected_config_leaves_an_existing_store_untouched(good, tmp_path, ca
     config = write_yaml(tmp_path / "bad.yaml", edit(good, "baseline.lora.r", 0))
     assert main(["run", str(config), "--out", str(store)]) == 2
     assert {p: p.stat().st_mtime_ns for p in store.rglob("*")} == before
+
+
+def test_a_custom_metric_without_its_function_or_key_stops_before_training(good, tmp_path, capsys):
+    metrics = tmp_path / "my_metrics.py"
+    metrics.write_text("def score(prediction, references):\n    return {'hit': 1.0}\n")
+    raw = edit(good, "evaluation.metrics", ["rouge", f"{metrics}:scores"])
+    (line,) = run_bad(raw, tmp_path, capsys)
+    assert f"evaluation.metrics[1]: {metrics}:scores: 'scores' is not defined in {metrics}" in line
+    raw = edit(edit(good, "evaluation.metrics", ["rouge", f"{metrics}:score"]),
+               "evaluation.primary", "accuracy")  # fmt: skip
+    (line,) = run_bad(raw, tmp_path, capsys)
+    assert "evaluation.primary: 'accuracy' is not a key of the metrics; choose one of" in line
+    assert "rougeL" in line and "hit" in line

@@ -191,3 +191,14 @@ def test_overall_sentences_agree_in_number():
         "The values of `lora.r` and `training.learning_rate` are significantly better than every "
         "alternative in their experiments."
     )
+
+
+def test_a_lower_is_better_primary_recommends_the_lowest_and_says_so():
+    candidates = [Candidate("4", 12.0, 100, 5.0), Candidate("16", 7.0, 400, 6.0)]
+    # other minus best: 4's error rate is 5 points above 16's, significantly.
+    loss = Delta(5.0, 4.0, 6.0, 0.0, 200, direction="lower")
+    result = recommend("rank", "lora.r", candidates, lookup({"4": loss}), "error rate", "lower")
+    assert (result.best, result.choice, result.reason) == ("16", "16", SIGNIFICANT)
+    assert " ".join(result.sentences()).startswith(
+        "Recommended: **16**. Its error rate (7.00) is significantly lower than"
+    )

@@ -187,3 +187,17 @@ def test_baseline_option_compares_files_like_an_independent_paired_bootstrap(tmp
     assert cells[5] == verdict
     assert main(["score", str(folder), "--baseline", "nope"]) == 2
     assert "--baseline: 'nope'" in capsys.readouterr().err
+
+
+def test_metrics_option_scores_with_the_named_metrics(tmp_path, capsys):
+    import sacrebleu
+
+    path = api_predictions(tmp_path / "gpt.jsonl")
+    assert main(["score", str(path), "--metrics", "chrf,exact_match"]) == 0
+    out = capsys.readouterr().out
+    predictions = [f"Ann meets Bob at {i}." for i in range(N)]
+    corpus = sacrebleu.corpus_chrf(predictions, [REFERENCES]).score
+    assert f"{corpus:.2f} [" in out and "exact match" in out and "ROUGE-L" not in out
+    assert main(["score", str(path), "--metrics", "rouge,chrF"]) == 2
+    err = capsys.readouterr().err
+    assert "lorasweep: error: --metrics: unknown metric 'chrF'" in err

@@ -1,7 +1,8 @@
 """The sweep's run table for other tools (pandas, spreadsheets, trackers): one row per run.
 
-Built from the run store alone (``plan.json`` and each run's ``result.json``), so a sweep that is
-still going exports its planned runs too.
+Built from the run store alone (``plan.json``, each run's ``result.json`` and predictions), so a
+sweep that is still going exports its planned runs too. The metric columns are the sweep's
+metrics as configured now: a metric added after the runs scores their stored predictions.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from lorasweep.metrics.rouge import ROUGE_KEYS
+from lorasweep.metrics.registry import scoring_for
 from lorasweep.paths import check_output_file
+from lorasweep.stats.scores import ExampleScores
 from lorasweep.store.records import Status, UnitKind
 from lorasweep.store.store import RunStore, open_sweep, write_text
+from lorasweep.store.sweep_file import read_sweep
 
 Format = Literal["csv", "json"]
 FORMATS: tuple[Format, ...] = ("csv", "json")
@@ -41,6 +44,7 @@ def run_table(store: RunStore) -> list[dict[str, Any]]:
     Values keep their JSON types (lists stay lists).
     """
     plan = store.plan()
+    scores = ExampleScores(store, set(), scoring_for(read_sweep(store.root).evaluation))
     experiments: dict[str, list[str]] = {}
     for experiment in plan.experiments:
         for row in experiment.rows:
@@ -61,11 +65,7 @@ def run_table(store: RunStore) -> list[dict[str, Any]]:
         }
         for column, (section, key) in SETTINGS.items():
             row[column] = (config.get(section) or {}).get(key)
-        metrics = result.metrics if result else {}
-        ordered = [k for k in ROUGE_KEYS if k in metrics] + [
-            k for k in metrics if k not in ROUGE_KEYS
-        ]
-        row.update({key: metrics[key] for key in ordered})
+        row.update(scores.run_numbers(result) if result and result.done else {})
         row.update(result.timings if result else {})
         row.update(result.efficiency if result else {})
         damage = store.damage(unit.run_id)

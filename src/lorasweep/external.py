@@ -5,7 +5,8 @@ list of texts for several references), and optionally an id or the input text, w
 examples with a sweep's for the significance test. ``lorasweep score`` is the command.
 
 Added to a sweep, a file becomes ``SWEEP_DIR/external/<name>/`` holding ``predictions.jsonl``
-(with per-example ROUGE) and ``result.json``; the report lists it in its perspective table.
+(with per-example scores of the sweep's metrics) and ``result.json``; the report lists it in its
+perspective table, scored with the sweep's metrics as they are when it is built.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lorasweep.errors import UserError
-from lorasweep.metrics.rouge import ROUGE_KEYS, mean_scores, score_examples
+from lorasweep.metrics.scoring import Scoring
 from lorasweep.stats.bootstrap import Delta, Interval, mean_intervals, paired_bootstraps
 from lorasweep.stats.pairing import pair_examples
 from lorasweep.store.records import StoreError
@@ -43,9 +44,10 @@ class ScoredFile:
 
     name: str
     source: Path
-    rows: list[dict[str, Any]]  # id / input when present, reference, prediction, ROUGE
+    rows: list[dict[str, Any]]  # id / input when present, reference, prediction, scores
     metrics: dict[str, float]
     intervals: dict[str, Interval] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # metric -> why it is left out
 
 
 def prediction_files(path: Path) -> list[Path]:
@@ -115,23 +117,29 @@ def _reference(record: dict[str, Any], name: str, where: str) -> str | list[str]
 
 
 def score_file(
-    path: Path, name: str | None = None, fields: Fields = Fields(), use_stemmer: bool = False
+    path: Path, name: str | None = None, fields: Fields = Fields(), scoring: Scoring | None = None
 ) -> ScoredFile:
-    """Read and score one predictions file: per-example ROUGE, means and their 95% intervals."""
+    """Read and score one predictions file: per-example scores, each key's number (corpus-level
+    where the metric reports one) and the 95% interval of its mean (default metric: ROUGE)."""
+    from lorasweep.config.schema import EvaluationConfig
+    from lorasweep.metrics.registry import build_scoring
+
     name = name or path.stem
     if not _NAME.match(name):
         raise UserError(f"--name: {name!r} cannot name a row; use letters, digits and _ . + - only")
+    scoring = scoring or build_scoring(EvaluationConfig())
     rows = read_predictions(path, fields)
-    scores = score_examples(
-        [r["prediction"] for r in rows], [r["reference"] for r in rows], use_stemmer
-    )
-    scored = [{**row, **score} for row, score in zip(rows, scores, strict=True)]
-    intervals = mean_intervals({k: [s[k] for s in scores] for k in ROUGE_KEYS})
-    return ScoredFile(name, path, scored, mean_scores(scores), intervals)
+    scored = scoring.score(rows, rescore=True)  # a file's own score fields are not trusted
+    keys = [k for k in scoring.names if all(k in row for row in scored.rows)]
+    intervals = {k: mean_intervals({k: [r[k] for r in scored.rows]})[k] for k in keys}
+    metrics = scoring.headline(scored.rows)
+    return ScoredFile(name, path, scored.rows, metrics, intervals, scored.failures)
 
 
-def compare_files(reference: ScoredFile, other: ScoredFile) -> dict[str, Delta] | None:
-    """Paired bootstrap of ``other - reference`` per metric on ``reference``'s examples.
+def compare_files(
+    reference: ScoredFile, other: ScoredFile, scoring: Scoring
+) -> dict[str, Delta] | None:
+    """Paired bootstrap of ``other - reference`` per key on ``reference``'s examples.
 
     None when ``other`` does not hold every one of ``reference``'s examples (matched by id,
     else by input text).
@@ -140,11 +148,16 @@ def compare_files(reference: ScoredFile, other: ScoredFile) -> dict[str, Delta] 
     if pairing is None:
         return None
     matched = [other.rows[i] for i in pairing.indices]
-    keys = [k for k in ROUGE_KEYS if k in reference.metrics and k in other.metrics]
-    return paired_bootstraps(
-        {k: [r[k] for r in reference.rows] for k in keys},
-        {k: [r[k] for r in matched] for k in keys},
-    )
+    deltas = {}
+    for keys in scoring.by_metric([k for k in reference.intervals if k in other.intervals]):
+        deltas.update(
+            paired_bootstraps(
+                {k: [r[k] for r in reference.rows] for k in keys},
+                {k: [r[k] for r in matched] for k in keys},
+                scoring.directions,
+            )
+        )
+    return deltas
 
 
 def add_to_sweep(store: RunStore, scored: ScoredFile, use_stemmer: bool) -> Path:

@@ -7,12 +7,16 @@ running: a mistake found here costs seconds, not a training run.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 
 from lorasweep.config.plan import Plan, target_fields
-from lorasweep.config.schema import SweepConfig
+from lorasweep.config.schema import EvaluationConfig, SweepConfig
 from lorasweep.data.prompts import check_template
-from lorasweep.data.sources import is_hub_source, load_eval, load_train
+from lorasweep.data.sources import Example, is_hub_source, load_eval, load_train
+from lorasweep.errors import UserError
+from lorasweep.metrics.registry import build_scoring
 from lorasweep.training.model import (
     check_quantization,
     check_targets,
@@ -23,10 +27,13 @@ from lorasweep.training.model import (
 )
 
 
-def check_data(sweep: SweepConfig, console: Console, dry_run: bool) -> None:
+def check_data(sweep: SweepConfig, console: Console, dry_run: bool) -> list[Example]:
     """Read every split the sweep uses and fill the prompt template once with a real example.
 
     A dry run does not download a hub dataset (the run does, and checks it then).
+
+    Returns:
+        The evaluation examples (none when a dry run skips a hub dataset).
 
     Raises:
         UserError: A split cannot be read or used, or the template cannot be filled.
@@ -37,7 +44,7 @@ def check_data(sweep: SweepConfig, console: Console, dry_run: bool) -> None:
             f"Data {data.source!r} is on the hub: a dry run does not download it; the data and "
             "the prompt are checked against it when the run starts."
         )
-        return
+        return []
     load_train(data)
     examples = load_eval(data, sweep.evaluation)
     if sweep.test is not None:
@@ -47,6 +54,44 @@ def check_data(sweep: SweepConfig, console: Console, dry_run: bool) -> None:
         console.print(
             f"Data read; the prompt filled with a {sweep.evaluation.split!r} example: "
             f"{examples[0].key!r}."
+        )
+    return examples
+
+
+def check_metrics(evaluation: EvaluationConfig, sample: Example | dict[str, Any] | None) -> None:
+    """Build every metric and score one example with it; then the primary key must be one of
+    the keys they wrote (a custom metric's keys are known only once it has scored).
+
+    Args:
+        evaluation: The validated section.
+        sample: An evaluation example (or a predictions row), scored as its own prediction;
+            without one, a short made-up text.
+
+    Raises:
+        UserError: A metric cannot be built or fails on the sample (naming its field), or the
+            primary key is none of the metrics' keys.
+    """
+    scoring = build_scoring(evaluation)
+    if isinstance(sample, Example):
+        reference = sample.target
+    elif sample is not None:
+        reference = sample.get("reference", "")
+    else:
+        reference = "Ann and Bob meet at the cafe at 5 pm."
+    first = reference if isinstance(reference, str) else (reference or [""])[0]
+    scored = scoring.score([{"prediction": first, "reference": reference}])
+    problems = [
+        f"evaluation.metrics[{i}]: {scored.failures[metric.name]}"
+        for i, metric in enumerate(scoring.metrics)
+        if metric.name in scored.failures
+    ]
+    if problems:
+        raise UserError(*problems)
+    keys = scoring.names
+    if evaluation.primary not in keys:
+        raise UserError(
+            f"evaluation.primary: {evaluation.primary!r} is not a key of the metrics; choose "
+            f"one of {', '.join(keys)}"
         )
 
 

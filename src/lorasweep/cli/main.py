@@ -68,6 +68,17 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="rebuild the report from a sweep folder")
     report.add_argument("sweep_dir", type=Path)
+    report.add_argument(
+        "--config",
+        type=Path,
+        help="the sweep's config with other evaluation.metrics or evaluation.primary: the "
+        "stored predictions are scored with them, nothing is trained or generated",
+    )
+    report.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score every stored prediction again (after a custom metric's code changed)",
+    )
     report.set_defaults(handler=_report)
 
     status = commands.add_parser("status", help="planned, done and failed runs of a sweep")
@@ -106,7 +117,7 @@ def _run_sweep(
     from lorasweep.config.plan import build_plan
     from lorasweep.executors.base import build_executor
     from lorasweep.executors.driver import run_sweep
-    from lorasweep.preflight import check_data, check_model
+    from lorasweep.preflight import check_data, check_metrics, check_model
     from lorasweep.report.markdown import check_report_dir, write_report
     from lorasweep.store.store import RunStore
     from lorasweep.tracking.factory import build_trackers
@@ -118,7 +129,8 @@ def _run_sweep(
     plan = build_plan(sweep)
     _print_plan(plan, console)
     check_model(plan, console, dry_run)
-    check_data(sweep, console, dry_run)
+    examples = check_data(sweep, console, dry_run)
+    check_metrics(sweep.evaluation, examples[0] if examples else None)
     if dry_run:
         console.print("Dry run: nothing was trained or written.")
         return 0
@@ -190,15 +202,53 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     from lorasweep.store.store import open_sweep
 
     store = open_sweep(args.sweep_dir)
-    console.print(f"Report: {write_report(store)}")
+    if args.config is not None:
+        _change_scoring(store, args.config, console)
+    console.print(f"Report: {write_report(store, rescore=args.rescore)}")
     warn_damaged(store)
     return 0
 
 
+def _change_scoring(store, path: Path, console: Console) -> None:
+    """Keep ``path``'s config as the sweep's, once it is known to describe the same runs (only
+    the scoring may differ: its metrics are not part of any run's identity)."""
+    from lorasweep.config.load import load_sweep
+    from lorasweep.config.plan import build_plan
+    from lorasweep.executors.driver import lock
+    from lorasweep.preflight import check_metrics
+    from lorasweep.store.records import Status
+    from lorasweep.store.sweep_file import write_sweep
+
+    sweep = load_sweep(path)
+    stored = store.plan()
+    plan = build_plan(sweep)
+    planned = {r.run_id for r in plan.runs}
+    held = {r.run_id for r in stored.runs}
+    confirmation = set(stored.confirmation.run_ids if stored.confirmation else ())
+    same = plan.base_eval.run_id == stored.base_eval
+    if not (same and planned <= held and held - planned <= confirmation):
+        raise UserError(
+            f"--config: {path} describes other runs than {store.root} holds; only "
+            "evaluation.metrics and evaluation.primary may change here (run the sweep instead)"
+        )
+    run_id = next((r.run_id for r in stored.runs if store.status(r.run_id) is Status.DONE), None)
+    sample = store.predictions(run_id)[:1] if run_id else []
+    check_metrics(sweep.evaluation, sample[0] if sample else None)
+    with lock(store.root):
+        write_sweep(store.root, sweep)
+    metrics = ", ".join(str(m) for m in sweep.evaluation.metrics)
+    console.print(f"Scoring: {metrics}; primary {sweep.evaluation.primary}", soft_wrap=True)
+
+
 def _status(args: argparse.Namespace, console: Console) -> int:
+    from lorasweep.metrics.registry import scoring_for
+    from lorasweep.stats.scores import ExampleScores
     from lorasweep.store.store import open_sweep
+    from lorasweep.store.sweep_file import read_sweep
 
     store = open_sweep(args.sweep_dir)
+    scores = ExampleScores(store, set(), scoring_for(read_sweep(store.root).evaluation))
+    primary, label = scores.scoring.primary, scores.scoring.label(scores.scoring.primary)
     counts: dict[str, int] = {}
     for unit in store.plan().units():  # each unit once, whichever rows it serves
         result = store.result(unit.run_id)
@@ -206,7 +256,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         counts[status] = counts.get(status, 0) + 1
         detail = ""
         if result and result.done:
-            detail = f"ROUGE-L {result.metrics.get('rougeL', float('nan')):.2f}"
+            detail = f"{label} {scores.run_numbers(result).get(primary, float('nan')):.2f}"
         elif result:
             detail = result.error or ""
         elif store.damage(unit.run_id):

@@ -1,7 +1,9 @@
-"""``lorasweep score``: ROUGE with 95% intervals for predictions made elsewhere.
+"""``lorasweep score``: metrics with 95% intervals for predictions made elsewhere.
 
-With ``--into SWEEP_DIR`` the scores join the sweep's perspective table as external rows, paired
-with the sweep's examples (by id or input text) for the significance test when they match.
+``--metrics`` names the metrics as a sweep config does (default: ROUGE). With ``--into
+SWEEP_DIR`` the sweep's own metrics apply, and the scores join its perspective table as external
+rows, paired with the sweep's examples (by id or input text) for the significance test when they
+match.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from lorasweep.config.schema import EvaluationConfig
 from lorasweep.errors import UserError
 from lorasweep.external import (
     Fields,
@@ -21,18 +25,20 @@ from lorasweep.external import (
     prediction_files,
     score_file,
 )
-from lorasweep.metrics.rouge import NAMES, ROUGE_KEYS
+from lorasweep.metrics.registry import build_scoring, declared_keys, parse_entry
+from lorasweep.metrics.scoring import Scoring
 from lorasweep.paths import check_output_dir
 from lorasweep.report.recommend import verdict_words
 from lorasweep.stats.bootstrap import CONFIDENCE, RESAMPLES
 from lorasweep.stats.pairing import pair_examples
 from lorasweep.store.store import RunStore, open_sweep
+from lorasweep.store.sweep_file import read_sweep
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``score`` on the CLI's subcommands."""
     score = commands.add_parser(
-        "score", help="score a JSONL file of predictions: ROUGE with 95%% intervals"
+        "score", help="score a JSONL file of predictions: metrics with 95%% intervals"
     )
     score.add_argument(
         "path", type=Path, help="a .jsonl file, or a directory of them (one row each)"
@@ -52,9 +58,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "bootstrap of the difference, with a verdict",
     )
     score.add_argument(
+        "--metrics",
+        default="rouge",
+        help="comma-separated, as evaluation.metrics names them: rouge, chrf, bleu, "
+        "exact_match, f1, file.py:function (default: rouge; with --into the sweep's apply)",
+    )
+    score.add_argument(
         "--use-stemmer",
         action="store_true",
-        help="Porter stemming (with --into the sweep's own setting applies)",
+        help="Porter stemming for ROUGE (with --into the sweep's own setting applies)",
     )
     score.set_defaults(handler=run)
 
@@ -63,17 +75,20 @@ def run(args: argparse.Namespace, console: Console) -> int:
     files = prediction_files(args.path)
     if args.name and len(files) > 1:
         raise UserError(f"--name: {args.path} holds {len(files)} files; each is named after itself")
-    store, use_stemmer = None, args.use_stemmer
-    if args.into is not None:
-        store = _sweep(args.into)
-        use_stemmer = _sweep_stemming(store)
+    store = _sweep(args.into) if args.into is not None else None
+    evaluation = read_sweep(store.root).evaluation if store else _evaluation(args)
+    use_stemmer = evaluation.use_stemmer
+    scoring = build_scoring(evaluation)
     fields = Fields(args.prediction_field, args.reference_field, args.id_field, args.input_field)
     # Every file is read and checked before anything is written.
-    scored = [score_file(f, args.name, fields, use_stemmer) for f in files]
-    baseline = _baseline(args.baseline, scored, fields, use_stemmer)
-    console.print(_table(scored, use_stemmer))
+    scored = [score_file(f, args.name, fields, scoring) for f in files]
+    baseline = _baseline(args.baseline, scored, fields, scoring)
+    console.print(_table(scored, scoring))
+    for item in scored:
+        for name, reason in item.failures.items():
+            console.print(f"{item.name}: metric {name} is left out: {reason}", soft_wrap=True)
     if baseline is not None:
-        console.print(_comparison(baseline, scored))
+        console.print(_comparison(baseline, scored, scoring))
     if store is None:
         return 0
     from lorasweep.report.markdown import write_report
@@ -93,8 +108,24 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _evaluation(args: argparse.Namespace) -> EvaluationConfig:
+    """The metrics ``--metrics`` names, as a sweep's evaluation section would."""
+    entries = [entry.strip() for entry in args.metrics.split(",") if entry.strip()]
+    try:
+        keys = declared_keys([parse_entry(entry)[0] for entry in entries]) if entries else []
+        primary = keys[0].name if keys else "-"  # any key: score reports every one
+        return EvaluationConfig(metrics=entries, primary=primary, use_stemmer=args.use_stemmer)
+    except ValueError as err:  # pydantic's ValidationError is one
+        lines = (
+            [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()]
+            if isinstance(err, ValidationError)
+            else [str(err)]
+        )
+        raise UserError(*[f"--metrics: {line.removeprefix('metrics')}" for line in lines]) from None
+
+
 def _baseline(
-    name: str | None, scored: list[ScoredFile], fields: Fields, use_stemmer: bool
+    name: str | None, scored: list[ScoredFile], fields: Fields, scoring: Scoring
 ) -> ScoredFile | None:
     if name is None:
         return None
@@ -102,12 +133,12 @@ def _baseline(
     if found is not None:
         return found
     if Path(name).is_file():
-        return score_file(Path(name), None, fields, use_stemmer)
+        return score_file(Path(name), None, fields, scoring)
     names = ", ".join(item.name for item in scored)
     raise UserError(f"--baseline: {name!r} is neither one of the scored files ({names}) nor a file")
 
 
-def _comparison(baseline: ScoredFile, scored: list[ScoredFile]) -> Table:
+def _comparison(baseline: ScoredFile, scored: list[ScoredFile], scoring: Scoring) -> Table:
     title = (
         f"Difference to {baseline.name}, paired on its {len(baseline.rows)} examples "
         f"({RESAMPLES:,} resamples); significant when the {CONFIDENCE:.0%} interval excludes 0"
@@ -117,13 +148,13 @@ def _comparison(baseline: ScoredFile, scored: list[ScoredFile]) -> Table:
     for item in scored:
         if item is baseline:
             continue
-        deltas = compare_files(baseline, item)
+        deltas = compare_files(baseline, item, scoring)
         if deltas is None:
             table.add_row(item.name, "", "", "not paired: different examples", "", "")
             continue
         for key, d in deltas.items():
             table.add_row(
-                item.name, NAMES[key], f"{d.delta:+.2f}", f"[{d.low:+.2f}, {d.high:+.2f}]",
+                item.name, scoring.label(key), f"{d.delta:+.2f}", f"[{d.low:+.2f}, {d.high:+.2f}]",
                 f"{d.share_at_or_below_zero:.4f}", verdict_words(d),
             )  # fmt: skip
     return table
@@ -133,11 +164,6 @@ def _sweep(path: Path) -> RunStore:
     store = open_sweep(path, "--into")
     check_output_dir(path, "--into")
     return store
-
-
-def _sweep_stemming(store: RunStore) -> bool:
-    """The sweep's ROUGE setting, so the external row is scored like its runs."""
-    return bool((store.sweep_config().get("evaluation") or {}).get("use_stemmer", False))
 
 
 def _sweep_examples(store: RunStore) -> list[dict]:
@@ -150,17 +176,20 @@ def _sweep_examples(store: RunStore) -> list[dict]:
     return []
 
 
-def _table(scored: list[ScoredFile], use_stemmer: bool) -> Table:
+def _table(scored: list[ScoredFile], scoring: Scoring) -> Table:
     title = (
-        f"ROUGE F-measure (points), mean [{CONFIDENCE:.0%} bootstrap interval, "
-        f"{RESAMPLES:,} resamples], {'with' if use_stemmer else 'no'} stemming"
+        f"Scores: {'; '.join(m.describe() for m in scoring.metrics)}. "
+        f"[{CONFIDENCE:.0%} bootstrap interval of the mean, {RESAMPLES:,} resamples]"
     )
-    table = Table("file", "examples", *(NAMES[k] for k in ROUGE_KEYS), title=title)
+    keys = [k for k in scoring.names if any(k in item.intervals for item in scored)]
+    table = Table("file", "examples", *(scoring.label(k) for k in keys), title=title)
     for item in scored:
-        cells = [
-            f"{item.intervals[k].estimate:.2f} [{item.intervals[k].low:.2f}, "
-            f"{item.intervals[k].high:.2f}]"
-            for k in ROUGE_KEYS
-        ]
+        cells = []
+        for key in keys:
+            if key not in item.intervals:
+                cells.append("—")
+                continue
+            interval = item.intervals[key]
+            cells.append(f"{item.metrics[key]:.2f} [{interval.low:.2f}, {interval.high:.2f}]")
         table.add_row(item.name, str(len(item.rows)), *cells)
     return table

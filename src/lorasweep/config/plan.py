@@ -288,7 +288,7 @@ def resolve_run(sweep: SweepConfig, settings: BaselineConfig) -> dict[str, Any]:
             **{name: True for name, on in switches.items() if on},
         },
         "training": settings.training.model_dump(exclude={"gradient_checkpointing"}),
-        "evaluation": sweep.evaluation.model_dump(),
+        "evaluation": sweep.evaluation.identity,
         "generation": sweep.generation.model_dump(),
     }
 
@@ -301,7 +301,7 @@ def resolve_eval(sweep: SweepConfig) -> dict[str, Any]:
         "model": sweep.model.resolved(),
         "data": data,
         "prompt": sweep.prompt.model_dump(),
-        "evaluation": sweep.evaluation.model_dump(),
+        "evaluation": sweep.evaluation.identity,
         "generation": sweep.generation.model_dump(),
     }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import string
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -265,14 +267,67 @@ class TrainingConfig(Section):
         return self
 
 
+def _metric_entry(value: Any) -> Any:
+    from lorasweep.metrics.registry import check_options, parse_entry
+
+    name, options = parse_entry(value)
+    check_options(name, options)
+    if isinstance(value, str) and ":" in value:  # file.py:function, found from any folder later
+        file, _, function = value.rpartition(":")
+        return f"{Path(file).expanduser().resolve()}:{function}"
+    return value
+
+
+MetricEntry = Annotated[str | dict[str, dict[str, Any] | None], AfterValidator(_metric_entry)]
+
+
 class EvaluationConfig(Section):
-    """The fixed evaluation subset: ``split.shuffle(seed=seed).select(range(size))``."""
+    """The fixed evaluation subset: ``split.shuffle(seed=seed).select(range(size))``, and the
+    metrics that score it."""
 
     split: str = "validation"
     # More than the split holds is refused, not cut: the report would claim examples it lacks.
     size: Annotated[int, Number, Field(gt=0, le=MAX_ROWS)] = 200
     seed: Seed = 42  # numpy seeds the shuffle
     use_stemmer: bool = False  # rouge-score's Porter stemmer; off matches most published numbers
+    # Built-in names (rouge, chrf, bleu, exact_match, f1, bertscore), {name: {options}}, or
+    # file.py:function. Not part of a run's identity: a change re-scores the stored predictions.
+    metrics: list[MetricEntry] = Field(default_factory=lambda: ["rouge"], min_length=1)
+    # The key verdicts, recommendations, the confirmation run and the Pareto front rest on.
+    primary: str = Field(default="rougeL", min_length=1)
+
+    @field_validator("metrics")
+    @classmethod
+    def _each_once(cls, value: list[str | dict]) -> list[str | dict]:
+        from lorasweep.metrics.registry import declared_keys, parse_entry
+
+        names = [parse_entry(entry)[0] for entry in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"{twice[0]!r} is listed twice")
+        keys = [k.name for k in declared_keys(value) or []]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two metrics write the same key")
+        return value
+
+    @field_validator("primary")
+    @classmethod
+    def _scored(cls, value: str, info: ValidationInfo) -> str:
+        from lorasweep.metrics.registry import declared_keys
+
+        if "metrics" not in info.data:  # the metrics are wrong: reported once, there
+            return value
+        keys = declared_keys(info.data["metrics"])
+        if keys is not None and value not in [k.name for k in keys]:  # None: custom, preflight
+            raise ValueError(
+                f"not a key of the metrics; choose one of {', '.join(k.name for k in keys)}"
+            )
+        return value
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What shapes the generated predictions: everything but the metrics that score them."""
+        return self.model_dump(exclude={"metrics", "primary"})
 
 
 class TestSplitConfig(Section):
@@ -375,7 +430,8 @@ class TrackingConfig(Section):
 class ReportedRow(Section):
     """Published numbers shown in the report's perspective table, marked as reported, not measured.
 
-    Scores are in points (x100), as the report prints its own.
+    Scores are in points (x100), as the report prints its own; keys other than ROUGE's go under
+    ``scores`` (``scores: {chrf: 48.2}``).
     """
 
     label: str = Field(min_length=1)
@@ -383,13 +439,20 @@ class ReportedRow(Section):
     rouge2: Points | None = None
     rougeL: Points | None = None
     rougeLsum: Points | None = None
+    scores: dict[str, Annotated[float, Number]] = Field(default_factory=dict)
     source: str = Field(min_length=1)  # where the numbers come from: a paper, a model card, a URL
 
     @model_validator(mode="after")
     def _has_a_score(self) -> ReportedRow:
-        if all(v is None for v in (self.rouge1, self.rouge2, self.rougeL, self.rougeLsum)):
-            raise ValueError("give at least one of rouge1, rouge2, rougeL, rougeLsum")
+        if not self.numbers():
+            raise ValueError("give at least one of rouge1, rouge2, rougeL, rougeLsum or scores")
         return self
+
+    def numbers(self) -> dict[str, float]:
+        """Every score given, by key."""
+        rouge = {"rouge1": self.rouge1, "rouge2": self.rouge2, "rougeL": self.rougeL,
+                 "rougeLsum": self.rougeLsum}  # fmt: skip
+        return {**{k: v for k, v in rouge.items() if v is not None}, **self.scores}
 
 
 class SweepConfig(Section):

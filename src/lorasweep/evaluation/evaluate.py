@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from lorasweep.config.schema import EvaluationConfig
 from lorasweep.data.sources import Example
 from lorasweep.evaluation.generate import generate
 from lorasweep.faults import fault_point
-from lorasweep.metrics.rouge import mean_scores, score_examples
+from lorasweep.metrics.registry import scoring_for
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,12 @@ def evaluate(
     prompts: list[list[int]],
     max_new_tokens: int,
     batch_size: int,
-    use_stemmer: bool = False,
+    evaluation: EvaluationConfig | None = None,
     on_batch: Callable[[int], None] = lambda n: None,
 ) -> Evaluation:
-    """Greedy predictions for ``prompts`` scored against the examples' references."""
+    """Greedy predictions for ``prompts`` scored against the examples' references with the
+    ``evaluation`` section's metrics (default: ROUGE). A metric that fails is left out with a
+    warning; the report scores the stored predictions with it again."""
     start = time.perf_counter()
 
     def after_batch(n: int) -> None:
@@ -42,7 +46,6 @@ def evaluate(
 
     texts, lengths = generate(model, tokenizer, prompts, max_new_tokens, batch_size, after_batch)
     seconds = time.perf_counter() - start
-    scores = score_examples(texts, [e.target for e in examples], use_stemmer)
     rows = [
         {
             "id": example.key,
@@ -50,8 +53,11 @@ def evaluate(
             "reference": example.target,
             "prediction": text,
             "generated_tokens": length,
-            **score,
         }
-        for example, text, length, score in zip(examples, texts, lengths, scores, strict=True)
+        for example, text, length in zip(examples, texts, lengths, strict=True)
     ]
-    return Evaluation(rows, mean_scores(scores), seconds, sum(lengths))
+    scoring = scoring_for(evaluation or EvaluationConfig())
+    scored = scoring.score(rows)
+    for name, reason in scored.failures.items():
+        warnings.warn(f"metric {name} failed and is left out: {reason}", RuntimeWarning, 2)
+    return Evaluation(scored.rows, scoring.headline(scored.rows), seconds, sum(lengths))

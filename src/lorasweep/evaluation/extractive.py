@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lorasweep.metrics.rouge import score_examples
-
 UTTERANCES = 3
 
 
@@ -38,30 +36,24 @@ BASELINES: dict[str, Callable[[str], str]] = {
 }
 
 
-def extractive_predictions(
-    rows: list[dict[str, Any]], use_stemmer: bool = False
-) -> dict[str, list[dict[str, Any]]]:
-    """Each extractive baseline's predictions for ``rows``, scored like a run's.
+def extractive_predictions(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each extractive baseline's predictions for ``rows``, to be scored like a run's.
 
     Args:
         rows: A run's ``predictions.jsonl`` rows (``id``, ``input`` and ``reference`` are used).
-        use_stemmer: The sweep's stemming setting, so the numbers compare with its runs.
 
     Returns:
-        Baseline name -> rows with id, input, reference, prediction and per-example ROUGE.
+        Baseline name -> rows with id, input, reference and prediction.
     """
-    out = {}
-    for name, pick in BASELINES.items():
-        predictions = [pick(str(row["input"])) for row in rows]
-        scores = score_examples(predictions, [row["reference"] for row in rows], use_stemmer)
-        out[name] = [
+    return {
+        name: [
             {
                 "id": row.get("id"),
                 "input": row["input"],
                 "reference": row["reference"],
-                "prediction": prediction,
-                **score,
+                "prediction": pick(str(row["input"])),
             }
-            for row, prediction, score in zip(rows, predictions, scores, strict=True)
+            for row in rows
         ]
-    return out
+        for name, pick in BASELINES.items()
+    }

@@ -13,13 +13,11 @@ from pathlib import Path
 
 from lorasweep.errors import UserError
 from lorasweep.metrics import health
-from lorasweep.metrics.rouge import NAMES, ROUGE_KEYS
+from lorasweep.metrics.scoring import Scoring
 from lorasweep.report import plots
 from lorasweep.report.pareto import COST_NAMES, Tradeoff
 from lorasweep.report.recommend import CHEAPEST, ONLY, SIGNIFICANT, Recommendation, verdict_words
 from lorasweep.report.tables import (
-    PRIMARY,
-    TABLE_KEYS,
     PerspectiveRow,
     Row,
     SweepTables,
@@ -46,10 +44,15 @@ KINDS = {
 }
 
 
-def write_report(store: RunStore) -> Path:
-    """Build ``report/report.md`` and its charts; the folder is replaced as a whole."""
+def write_report(store: RunStore, rescore: bool = False) -> Path:
+    """Build ``report/report.md`` and its charts; the folder is replaced as a whole.
+
+    Args:
+        store: The sweep folder.
+        rescore: Score the stored predictions again with every metric (``report --rescore``).
+    """
     check_report_dir(store)
-    tables = build_tables(store)
+    tables = build_tables(store, rescore)
     store.root.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(store.root)
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-", dir=store.root))
@@ -102,13 +105,15 @@ def _write_into(staging: Path, store: RunStore, tables: SweepTables) -> None:
     charts: dict[str, list[str]] = {}
     for table in tables.experiments:
         made = [
-            plots.experiment_chart(table, staging / f"{table.name}.png"),
-            plots.delta_chart(table, staging / f"{table.name}-delta.png"),
+            plots.experiment_chart(table, staging / f"{table.name}.png", tables.scoring),
+            plots.delta_chart(table, staging / f"{table.name}-delta.png", tables.scoring),
             plots.loss_chart(table, store, staging / f"{table.name}-loss.png"),
         ]
         charts[table.name] = [p.name for p in made if p]
-    tradeoff = plots.tradeoff_chart(tables.tradeoffs, staging / "quality-vs-cost.png")
-    summary = _sweep_summary(store, tables)
+    tradeoff = plots.tradeoff_chart(
+        tables.tradeoffs, staging / "quality-vs-cost.png", tables.scoring
+    )
+    summary = _sweep_summary(tables)
     text = render(tables, summary, charts, tradeoff.name if tradeoff else None)
     (staging / "report.md").write_text(text)
 
@@ -120,16 +125,19 @@ def render(
     tradeoff_chart: str | None = None,
 ) -> str:
     """The report's Markdown text."""
+    scoring = tables.scoring
     lines = [f"# LoRA sweep report: {tables.name}", "", summary, ""]
     for table in tables.experiments:
         lines += [f"## Experiment: {table.name} (`{table.factor}`)", ""]
-        lines += experiment_table(table.rows)
+        lines += experiment_table(table.rows, scoring)
+        if len(scoring.metrics) > 1:
+            lines += [""] + every_metric_table(table.rows, scoring)
         lines += [""] + efficiency_table(table.rows)
         lines += [""] + [f"![{name}]({name})" for name in charts.get(table.name, [])] + [""]
-        lines += recommendation_section(table.recommendation, table.rows)
+        lines += recommendation_section(table.recommendation, table.rows, scoring)
     lines += _overall(tables)
     lines += _confirmation(tables)
-    lines += quality_cost_section(tables.tradeoffs, tradeoff_chart)
+    lines += quality_cost_section(tables.tradeoffs, tradeoff_chart, scoring)
     lines += _test(tables)
     lines += _perspective(tables)
     lines += _health(tables)
@@ -137,23 +145,24 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def experiment_table(rows: list[Row]) -> list[str]:
+def experiment_table(rows: list[Row], scoring: Scoring) -> list[str]:
     """value | scores | delta vs baseline [CI] | share <= 0 | verdict | trainable params."""
+    keys, primary = scoring.table_keys, scoring.label(scoring.primary)
     header = (
         "| value | "
-        + " | ".join(NAMES[k] for k in TABLE_KEYS)
-        + f" | Δ {NAMES[PRIMARY]} vs baseline [{CONFIDENCE:.0%} CI] | P(Δ≤0) | verdict "
+        + " | ".join(scoring.label(k) for k in keys)
+        + f" | Δ {primary} vs baseline [{CONFIDENCE:.0%} CI] | P(Δ≤0) | verdict "
         "| trainable params |"
     )
-    lines = [header, "|---|" + "---:|" * (len(TABLE_KEYS) + 2) + "---|---:|"]
+    lines = [header, "|---|" + "---:|" * (len(keys) + 2) + "---|---:|"]
     partial = False  # some delta rests on fewer seeds than the row's mean
     for row in rows:
         label = f"{row.label} (baseline)" if row.is_baseline else row.label
         if not row.metrics:
-            cells = [row.status] * len(TABLE_KEYS) + ["", "", "", ""]
+            cells = [row.status] * len(keys) + ["", "", "", ""]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
             continue
-        cells = [_bold(_score(row, k), row.is_best.get(k, False)) for k in TABLE_KEYS]
+        cells = [_bold(_score(row, k), row.is_best.get(k, False)) for k in keys]
         if row.is_baseline:
             cells += ["—", "—", "—"]
         else:
@@ -173,6 +182,33 @@ def experiment_table(rows: list[Row]) -> list[str]:
             "† Δ pairs seed i with the baseline's seed i, so it uses only the seeds that "
             "finished for both configurations; the scores beside it average all finished seeds.",
         ]
+    return lines
+
+
+def every_metric_table(rows: list[Row], scoring: Scoring) -> list[str]:
+    """Every key of every metric: its mean with an interval, and its paired delta and verdict
+    against the baseline (the table above shows the primary key's only)."""
+    lines = [
+        f"Every metric (mean over examples [{CONFIDENCE:.0%} CI]; Δ vs baseline, paired):",
+        "",
+        f"| value | metric | mean [{CONFIDENCE:.0%} CI] | Δ vs baseline [{CONFIDENCE:.0%} CI] "
+        "| P(Δ≤0) | verdict |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        if not row.metrics:
+            continue
+        label = f"{row.label} (baseline)" if row.is_baseline else row.label
+        for key in [k for k in scoring.names if k in row.intervals]:
+            interval = row.intervals[key]
+            mean = f"{interval.estimate:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
+            delta = row.vs_baseline.get(key)
+            if row.is_baseline:
+                cells = ["—", "—", "(the baseline)"]
+            else:
+                share = f"{delta.share_at_or_below_zero:.3f}" if delta else "—"
+                cells = [_delta(delta), share, verdict_words(delta)]
+            lines.append(f"| {label} | {scoring.label(key)} | {mean} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -199,22 +235,26 @@ def efficiency_table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def quality_cost_section(tradeoffs: list[Tradeoff], chart: str | None) -> list[str]:
-    """ROUGE-L against each cost, every configuration, the Pareto front marked (◆)."""
+def quality_cost_section(
+    tradeoffs: list[Tradeoff], chart: str | None, scoring: Scoring
+) -> list[str]:
+    """The primary key against each cost, every configuration, the Pareto front marked (◆)."""
     panels = [t for t in tradeoffs if t.points]
     if not panels:
         return []
+    primary = scoring.label(scoring.primary)
+    good = "high" if scoring.direction(scoring.primary) == "higher" else "low"
     lines = [
         "## Quality against cost",
         "",
-        f"A configuration is on the Pareto front (◆) when no other has a {NAMES[PRIMARY]} at "
-        "least as high at a cost at least as low (and is better on one of the two).",
+        f"A configuration is on the Pareto front (◆) when no other has a {primary} at "
+        f"least as {good} at a cost at least as low (and is better on one of the two).",
         "",
     ]
     labels = list(dict.fromkeys(p.label for t in panels for p in t.points))
     points = [{p.label: p for p in t.points} for t in panels]
     quality = {p.label: p.quality for t in panels for p in t.points}
-    head = f"| configuration | {NAMES[PRIMARY]} | "
+    head = f"| configuration | {primary} | "
     head += " | ".join(COST_NAMES[t.cost_key] for t in panels) + " |"
     lines += [head, "|---|---:|" + "---:|" * len(panels)]
     for label in labels:
@@ -242,12 +282,15 @@ def quality_cost_section(tradeoffs: list[Tradeoff], chart: str | None) -> list[s
     return lines
 
 
-def recommendation_section(recommendation: Recommendation, rows: list[Row]) -> list[str]:
+def recommendation_section(
+    recommendation: Recommendation, rows: list[Row], scoring: Scoring
+) -> list[str]:
     """The experiment's recommendation: the numbers it rests on, then the sentences."""
     lines = ["### Recommendation", ""]
     if recommendation.reason in (SIGNIFICANT, CHEAPEST):
         lines += [
-            f"| value | {NAMES[PRIMARY]} | Δ vs best [{CONFIDENCE:.0%} CI] | verdict vs best "
+            f"| value | {scoring.label(scoring.primary)} | Δ vs best [{CONFIDENCE:.0%} CI] "
+            "| verdict vs best "
             "| trainable params | training tokens |",
             "|---|---:|---:|---|---:|---:|",
         ]
@@ -260,7 +303,7 @@ def recommendation_section(recommendation: Recommendation, rows: list[Row]) -> l
                 found = recommendation.vs_best[candidate.label]
                 delta, verdict = _delta(found), verdict_words(found)
             lines.append(
-                f"| {candidate.label} | {_score(row, PRIMARY)} | {delta} | {verdict} | "
+                f"| {candidate.label} | {_score(row, scoring.primary)} | {delta} | {verdict} | "
                 f"{_params(candidate.trainable_params)} | "
                 f"{_number(candidate.train_tokens, ',.0f')} |"
             )
@@ -269,11 +312,13 @@ def recommendation_section(recommendation: Recommendation, rows: list[Row]) -> l
 
 
 def _overall(tables: SweepTables) -> list[str]:
+    key = tables.scoring.primary
+    name = tables.scoring.label(key)
     lines = ["## Recommendation", ""]
     if tables.experiments:
         lines += [
-            f"| experiment | factor | recommended | basis | {NAMES[PRIMARY]} "
-            f"| Δ {NAMES[PRIMARY]} vs baseline [{CONFIDENCE:.0%} CI] | verdict vs baseline |",
+            f"| experiment | factor | recommended | basis | {name} "
+            f"| Δ {name} vs baseline [{CONFIDENCE:.0%} CI] | verdict vs baseline |",
             "|---|---|---|---|---:|---:|---|",
         ]
         for table in tables.experiments:
@@ -286,7 +331,7 @@ def _overall(tables: SweepTables) -> list[str]:
             verdict = "(the baseline)" if row.is_baseline else verdict_words(row.delta)
             lines.append(
                 f"| {table.name} | `{table.factor}` | {choice.choice} | {BASIS[choice.reason]} "
-                f"| {_score(row, PRIMARY)} | {delta} | {verdict} |"
+                f"| {_score(row, key)} | {delta} | {verdict} |"
             )
         lines.append("")
     lines += [" ".join(tables.overall.sentences()), ""]
@@ -294,8 +339,9 @@ def _overall(tables: SweepTables) -> list[str]:
     if best is None:
         return lines + ["No LoRA run finished, so there is no best configuration yet.", ""]
     ids = ", ".join(f"`{r}`" for r in best.done_ids)
-    text = f"Highest {NAMES[PRIMARY]} of any configuration: **{best.label}** ({ids}), "
-    text += f"{_score(best, PRIMARY)}"
+    highest = "Highest" if tables.scoring.direction(key) == "higher" else "Lowest"
+    text = f"{highest} {name} of any configuration: **{best.label}** ({ids}), "
+    text += f"{_score(best, key)}"
     if tables.tied_with_best:
         text += f" (tied with {', '.join(tables.tied_with_best)})"
     if best.is_baseline:
@@ -317,12 +363,15 @@ def _confirmation(tables: SweepTables) -> list[str]:
     if not row.metrics:
         return lines + [f"The confirmation run ({row.label}) is {row.status}.", ""]
     lines += _score_table(
-        [(f"confirmation ({row.label})", row), (f"best single-factor ({best.label})", best)]
+        [(f"confirmation ({row.label})", row), (f"best single-factor ({best.label})", best)],
+        tables.scoring,
     )
     delta = confirmation.vs_best
+    key = tables.scoring.primary
+    name = tables.scoring.label(key)
     if delta is None:
         sentence = (
-            f"The combination measured {NAMES[PRIMARY]} {_score(row, PRIMARY)}; it could not be "
+            f"The combination measured {name} {_score(row, key)}; it could not be "
             f"paired with the best single-factor configuration ({best.label})."
         )
     else:
@@ -332,22 +381,23 @@ def _confirmation(tables: SweepTables) -> list[str]:
             NOISE: "the combination neither adds up nor hurts, measurably",
         }[delta.verdict]
         sentence = (
-            f"The combination measured {NAMES[PRIMARY]} {_score(row, PRIMARY)}, {_delta(delta)} "
+            f"The combination measured {name} {_score(row, key)}, {_delta(delta)} "
             f"against the best single-factor configuration ({best.label}, "
-            f"{_score(best, PRIMARY)}): {verdict_words(delta)}; {consequence}."
+            f"{_score(best, key)}): {verdict_words(delta)}; {consequence}."
         )
     return lines + ["", sentence, ""]
 
 
-def _score_table(rows: list[tuple[str, Row]]) -> list[str]:
+def _score_table(rows: list[tuple[str, Row]], scoring: Scoring) -> list[str]:
+    keys = scoring.table_keys
     lines = [
         "| configuration | "
-        + " | ".join(NAMES[k] for k in TABLE_KEYS)
-        + f" | Δ {NAMES[PRIMARY]} vs baseline [{CONFIDENCE:.0%} CI] | verdict |",
-        "|---|" + "---:|" * (len(TABLE_KEYS) + 1) + "---|",
+        + " | ".join(scoring.label(k) for k in keys)
+        + f" | Δ {scoring.label(scoring.primary)} vs baseline [{CONFIDENCE:.0%} CI] | verdict |",
+        "|---|" + "---:|" * (len(keys) + 1) + "---|",
     ]
     for name, row in rows:
-        cells = [_score(row, k) for k in TABLE_KEYS]
+        cells = [_score(row, k) for k in keys]
         if row.is_baseline:
             cells += ["—", "(the baseline)"]
         else:
@@ -367,16 +417,17 @@ def _test(tables: SweepTables) -> list[str]:
         "to choose them; a configuration with several roles is listed once."
         + (
             f" Every seed's adapter is evaluated: scores are means over the {seeds} seeds, "
-            "each seed's ROUGE-L beside them."
+            f"each seed's {tables.scoring.label(tables.scoring.primary)} beside them."
             if seeds > 1
             else ""
         ),
         "",
     ]
-    lines += _perspective_table(tables.test, kinds=False, per_seed=seeds > 1)
+    lines += _perspective_table(tables.test, tables.scoring, kinds=False, per_seed=seeds > 1)
     sentences = [
         f"On the test split, the {row.name} scores {_delta(row.vs_baseline)} "
-        f"{NAMES[PRIMARY]} against the LoRA baseline: {verdict_words(row.vs_baseline)}."
+        f"{tables.scoring.label(tables.scoring.primary)} against the LoRA baseline: "
+        f"{verdict_words(row.vs_baseline)}."
         for row in tables.test
         if row.vs_baseline is not None
     ]
@@ -387,24 +438,26 @@ def _perspective(tables: SweepTables) -> list[str]:
     lines = ["## Perspective", ""]
     if not tables.perspective:
         return lines + ["Nothing finished yet.", ""]
-    lines += _perspective_table(tables.perspective, kinds=True)
+    lines += _perspective_table(tables.perspective, tables.scoring, kinds=True)
     lines.append("")
     if any(r.kind == "reported" for r in tables.perspective):
         lines += [
             "Reported rows are copied from their source, not measured here: their examples, "
-            "prompt and ROUGE settings may differ, so they have no interval and no verdict.",
+            "prompt and metric settings may differ, so they have no interval and no verdict.",
             "",
         ]
     return lines
 
 
 def _perspective_table(
-    rows: list[PerspectiveRow], kinds: bool, per_seed: bool = False
+    rows: list[PerspectiveRow], scoring: Scoring, kinds: bool, per_seed: bool = False
 ) -> list[str]:
-    keys = [k for k in ROUGE_KEYS if any(k in r.metrics for r in rows)]
-    head = "| system | " + ("kind | " if kinds else "") + " | ".join(NAMES[k] for k in keys)
-    head += f" | {NAMES[PRIMARY]} per seed" if per_seed else ""
-    head += f" | Δ {NAMES[PRIMARY]} vs LoRA baseline [{CONFIDENCE:.0%} CI] | verdict | source |"
+    keys = [k for k in scoring.names if any(k in r.metrics for r in rows)]
+    primary = scoring.label(scoring.primary)
+    head = "| system | " + ("kind | " if kinds else "")
+    head += " | ".join(scoring.label(k) for k in keys)
+    head += f" | {primary} per seed" if per_seed else ""
+    head += f" | Δ {primary} vs LoRA baseline [{CONFIDENCE:.0%} CI] | verdict | source |"
     numbers = len(keys) + 1 + per_seed
     lines = [head, "|---|" + ("---|" if kinds else "") + "---:|" * numbers + "---|---|"]
     for row in rows:
@@ -477,11 +530,9 @@ def _runs(tables: SweepTables) -> list[str]:
     return lines + [""]
 
 
-def _sweep_summary(store: RunStore, tables: SweepTables) -> str:
-    sweep = store.sweep_config()
-    evaluation = sweep.get("evaluation") or {}
-    model, data = sweep.get("model") or {}, sweep.get("data") or {}
-    stemming = "with" if evaluation.get("use_stemmer") else "no"
+def _sweep_summary(tables: SweepTables) -> str:
+    sweep, scoring = tables.sweep, tables.scoring
+    evaluation = sweep.evaluation
     seeds = [s for s in tables.seeds if s is not None]
     training = (
         f"trained once per seed ({', '.join(map(str, seeds))}); scores are means over seeds "
@@ -490,14 +541,22 @@ def _sweep_summary(store: RunStore, tables: SweepTables) -> str:
         else "trained once"
     )
     resampling = "seeds and examples (both paired)" if len(seeds) > 1 else "the examples (paired)"
+    described = "; ".join(m.describe() for m in scoring.metrics)
+    if len(scoring.metrics) > 1:
+        described += (
+            f". Deltas, verdicts and recommendations are about "
+            f"{scoring.label(scoring.primary)} (`evaluation.primary`)"
+        )
+    failed = "".join(
+        f"\n\n⚠ Metric `{name}` is left out where it failed: {reason}"
+        for name, reason in tables.failures.items()
+    )
     return (
-        f"Model `{model.get('name')}`, data `{data.get('source')}`. "
-        f"Each configuration is {training}, and evaluated on the same {evaluation.get('size')} "
-        f"examples of the `{evaluation.get('split')}` split (shuffle seed "
-        f"{evaluation.get('seed')}) "
-        f"with greedy decoding. Scores are ROUGE F-measures in points (x100) from Google's "
-        f"`rouge-score`, {stemming} stemming, averaged over examples. **Bold**: the best value "
-        f"in its column.\n\n"
+        f"Model `{sweep.model}`, data `{sweep.data}`. "
+        f"Each configuration is {training}, and evaluated on the same {evaluation.size} "
+        f"examples of the `{evaluation.split}` split (shuffle seed {evaluation.seed}) "
+        f"with greedy decoding. Scores are {described}. **Bold**: the best value "
+        f"in its column.{failed}\n\n"
         f"Δ is a difference of means against the baseline on the same examples; its "
         f"{CONFIDENCE:.0%} interval is the percentile interval of {RESAMPLES:,} bootstrap "
         f"resamples of {resampling}. A difference is a *significant gain* or *loss* when the "

@@ -1,16 +1,15 @@
 """Quality against cost as data: which configurations no other one beats on both (Pareto front).
 
 A configuration is on the front when no other configuration is at least as good on every
-objective and better on one. The directions of the costs are declared here, once, beside those
-of the metrics (``lorasweep.metrics.rouge.DIRECTIONS``); the report's chart only draws this data.
+objective and better on one. The directions of the costs are declared here, once; those of the
+metrics are declared by each metric (``lorasweep.metrics.base.Key``). The report's chart only
+draws this data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from lorasweep.metrics.rouge import DIRECTIONS
 
 # What a configuration costs, and which way is better. These are the chart's two x axes.
 COST_DIRECTIONS = {"trainable_params": "lower", "train_s": "lower"}
@@ -72,7 +71,7 @@ class Tradeoff:
     """One panel: a quality metric against one cost, every configuration with both known.
 
     Attributes:
-        quality_key: The metric (``rougeL``), better as ``DIRECTIONS`` says.
+        quality_key: The metric key (``rougeL``).
         cost_key: The cost (``trainable_params``), better as ``COST_DIRECTIONS`` says.
         points: Every configuration with both numbers, in the order given.
     """
@@ -80,6 +79,7 @@ class Tradeoff:
     quality_key: str
     cost_key: str
     points: list[TradeoffPoint]
+    quality_direction: str = "higher"
 
     @property
     def front(self) -> list[TradeoffPoint]:
@@ -92,16 +92,18 @@ def tradeoff(
     configurations: Sequence[tuple[str, Mapping[str, float | None]]],
     quality_key: str,
     cost_key: str,
+    quality_direction: str = "higher",
 ) -> Tradeoff:
     """The Pareto front of ``quality_key`` against ``cost_key`` over the configurations.
 
     Args:
         configurations: (label, numbers) per configuration; numbers hold the metric and the
             cost, either of which may be missing or None (then the configuration is left out).
-        quality_key: A key of ``DIRECTIONS``.
+        quality_key: The metric key.
         cost_key: A key of ``COST_DIRECTIONS``.
+        quality_direction: Which way the metric is better (its ``Key.direction``).
     """
-    directions = {quality_key: DIRECTIONS[quality_key], cost_key: COST_DIRECTIONS[cost_key]}
+    directions = {quality_key: quality_direction, cost_key: COST_DIRECTIONS[cost_key]}
     known = [
         (label, {key: float(numbers[key]) for key in directions})
         for label, numbers in configurations
@@ -112,4 +114,4 @@ def tradeoff(
         TradeoffPoint(label, values[quality_key], values[cost_key], flag)
         for (label, values), flag in zip(known, flags, strict=True)
     ]
-    return Tradeoff(quality_key, cost_key, points)
+    return Tradeoff(quality_key, cost_key, points, quality_direction)

@@ -10,23 +10,23 @@ matplotlib.use("Agg")  # files only: no display needed, safe on servers and in C
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from lorasweep.metrics.rouge import NAMES  # noqa: E402
+from lorasweep.metrics.scoring import Scoring  # noqa: E402
 from lorasweep.report.pareto import COST_NAMES, Tradeoff  # noqa: E402
-from lorasweep.report.tables import PRIMARY, ExperimentTable  # noqa: E402
+from lorasweep.report.tables import ExperimentTable  # noqa: E402
 from lorasweep.stats.bootstrap import GAIN, LOSS  # noqa: E402
 from lorasweep.store.store import RunStore  # noqa: E402
 
 VERDICT_COLORS = {GAIN: "tab:green", LOSS: "tab:red"}  # within noise: grey
 
 
-def experiment_chart(table: ExperimentTable, path: Path) -> Path | None:
-    """ROUGE-L per value with its 95% bootstrap interval, the baseline's bar highlighted."""
-    rows = [r for r in table.rows if r.metrics]
+def experiment_chart(table: ExperimentTable, path: Path, scoring: Scoring) -> Path | None:
+    """The primary key per value with its 95% bootstrap interval, the baseline highlighted."""
+    rows = [r for r in table.rows if r.scored]
     if not rows:
         return None
     figure, axis = plt.subplots(figsize=(max(4.0, 1.2 * len(rows) + 2), 3.2))
     colors = ["tab:orange" if r.is_baseline else "tab:blue" for r in rows]
-    heights = [r.metrics[PRIMARY] for r in rows]
+    heights = [r.metrics[scoring.primary] for r in rows]
     errors = [
         [h - r.interval.low if r.interval else 0 for h, r in zip(heights, rows, strict=True)],
         [r.interval.high - h if r.interval else 0 for h, r in zip(heights, rows, strict=True)],
@@ -34,14 +34,14 @@ def experiment_chart(table: ExperimentTable, path: Path) -> Path | None:
     bars = axis.bar([r.label for r in rows], heights, color=colors, yerr=errors, capsize=4)
     axis.bar_label(bars, fmt="%.1f", padding=2, label_type="center", color="white")
     axis.set_xlabel(table.factor)
-    axis.set_ylabel("ROUGE-L")
+    axis.set_ylabel(scoring.label(scoring.primary))
     axis.set_title(f"{table.name} (orange: baseline; bars: 95% CI of the mean)")
     axis.margins(y=0.15)
     return _save(figure, path)
 
 
-def delta_chart(table: ExperimentTable, path: Path) -> Path | None:
-    """ROUGE-L delta against the baseline per value with its paired 95% interval."""
+def delta_chart(table: ExperimentTable, path: Path, scoring: Scoring) -> Path | None:
+    """The primary key's delta against the baseline per value with its paired 95% interval."""
     rows = [r for r in table.rows if r.delta is not None]
     if not rows:
         return None
@@ -60,7 +60,7 @@ def delta_chart(table: ExperimentTable, path: Path) -> Path | None:
     axis.axvline(0, color="black", linewidth=0.8)
     axis.set_yticks(range(len(rows)), [r.label for r in rows])
     axis.set_ylim(-0.7, len(rows) - 0.3)
-    axis.set_xlabel("Δ ROUGE-L vs baseline (95% CI)")
+    axis.set_xlabel(f"Δ {scoring.label(scoring.primary)} vs baseline (95% CI)")
     axis.set_ylabel(table.factor)
     axis.set_title(f"{table.name}: green gain, red loss, grey within noise")
     return _save(figure, path)
@@ -86,8 +86,8 @@ def loss_chart(table: ExperimentTable, store: RunStore, path: Path) -> Path | No
     return _save(figure, path)
 
 
-def tradeoff_chart(tradeoffs: list[Tradeoff], path: Path) -> Path | None:
-    """One panel per cost: ROUGE-L against it, the Pareto front joined and labelled."""
+def tradeoff_chart(tradeoffs: list[Tradeoff], path: Path, scoring: Scoring) -> Path | None:
+    """One panel per cost: the primary key against it, the Pareto front joined and labelled."""
     panels = [t for t in tradeoffs if t.points]
     if not panels:
         return None
@@ -105,9 +105,13 @@ def tradeoff_chart(tradeoffs: list[Tradeoff], path: Path) -> Path | None:
             axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
             axis.xaxis.set_minor_formatter(ticker.NullFormatter())
         axis.set_xlabel(COST_NAMES[panel.cost_key])
-        axis.set_ylabel(NAMES[panel.quality_key])
+        axis.set_ylabel(scoring.label(panel.quality_key))
         axis.margins(x=0.15, y=0.15)
-    figure.suptitle(f"{NAMES[PRIMARY]} against cost (blue: Pareto front; up and left is better)")
+    better = "up" if scoring.direction(scoring.primary) == "higher" else "down"
+    figure.suptitle(
+        f"{scoring.label(scoring.primary)} against cost "
+        f"(blue: Pareto front; {better} and left is better)"
+    )
     return _save(figure, path)
 
 

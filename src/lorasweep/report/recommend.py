@@ -1,12 +1,12 @@
 """Recommendations computed as data from the tables' numbers, and the sentences that state them.
 
-Per experiment: name the best value only when its ROUGE-L gain over every other value is
-significant (the 95% paired-bootstrap interval of each difference excludes 0). Otherwise
-recommend the cheapest value among those not significantly worse than the best, and say that the
-differences are within noise. "Cheapest" uses costs that are properties of the configuration,
-never measured time, so that timing noise (or a run resumed after a crash) cannot change a
-recommendation: fewest trainable parameters, then fewest training tokens, then the baseline's
-value, then config order.
+Per experiment: name the best value only when its gain in the primary key (``evaluation.primary``,
+ROUGE-L by default) over every other value is significant (the 95% paired-bootstrap interval of
+each difference excludes 0). Otherwise recommend the cheapest value among those not significantly
+worse than the best, and say that the differences are within noise. "Cheapest" uses costs that
+are properties of the configuration, never measured time, so that timing noise (or a run resumed
+after a crash) cannot change a recommendation: fewest trainable parameters, then fewest training
+tokens, then the baseline's value, then config order.
 
 Sentences are generated from the verdict data only, so each one can be checked against the
 table printed beside it.
@@ -28,7 +28,7 @@ class Candidate:
     """One value of an experiment, as the recommendation sees it."""
 
     label: str
-    score: float  # mean ROUGE-L (over seeds)
+    score: float  # the primary key's number (mean over seeds)
     trainable_params: float | None = None
     train_tokens: float | None = None  # real tokens trained: steps x batch, not wall time
     is_baseline: bool = False
@@ -53,14 +53,16 @@ class Recommendation:
         experiment: The experiment's name.
         factor: The config field it varies.
         choice: The recommended value's label (None when no value finished).
-        best: The value with the highest mean ROUGE-L.
+        best: The value with the best primary score.
         reason: ``significant`` (best beats every other value), ``cheapest`` (cheapest of the
             values within noise of the best), ``only`` (one value finished), ``none``.
         candidates: Every finished value, in table order.
-        vs_best: Label -> ROUGE-L of that value minus the best's, with its interval (None when
-            the two could not be paired). The best itself is absent.
+        vs_best: Label -> the primary key of that value minus the best's, with its interval
+            (None when the two could not be paired). The best itself is absent.
         tied: Values not significantly worse than the best, the best included, in table order.
         worse: Values significantly worse than the best.
+        metric: The primary key's name in sentences (``ROUGE-L``).
+        direction: ``higher`` or ``lower``: which way the primary key is better.
     """
 
     experiment: str
@@ -72,6 +74,8 @@ class Recommendation:
     vs_best: dict[str, Delta | None] = field(default_factory=dict)
     tied: tuple[str, ...] = ()
     worse: tuple[str, ...] = ()
+    metric: str = "ROUGE-L"
+    direction: str = "higher"
 
     def candidate(self, label: str) -> Candidate:
         return next(c for c in self.candidates if c.label == label)
@@ -83,21 +87,21 @@ class Recommendation:
         best = self.candidate(self.best)
         if self.reason == ONLY:
             return [
-                f"Only {self.best} finished (ROUGE-L {best.score:.2f}); with nothing to compare "
-                "it with, this is no evidence for it."
+                f"Only {self.best} finished ({self.metric} {best.score:.2f}); with nothing to "
+                "compare it with, this is no evidence for it."
             ]
         if self.reason == SIGNIFICANT:
             gaps = "; ".join(f"{label}: {_delta(self.vs_best[label])}" for label in self.worse)
             return [
-                f"Recommended: **{self.best}**. Its ROUGE-L ({best.score:.2f}) is significantly "
-                f"higher than that of every other value (difference to the best, 95% interval: "
-                f"{gaps})."
+                f"Recommended: **{self.best}**. Its {self.metric} ({best.score:.2f}) is "
+                f"significantly {self.direction} than that of every other value (difference to the "
+                f"best, 95% interval: {gaps})."
             ]
         others = [label for label in self.tied if label != self.best]
         gaps = "; ".join(f"{label}: {_delta(self.vs_best[label])}" for label in others)
         lines = [
             f"No value is significantly better than all the others: {_join(others)} "
-            f"{'is' if len(others) == 1 else 'are'} within noise of the best ROUGE-L, "
+            f"{'is' if len(others) == 1 else 'are'} within noise of the best {self.metric}, "
             f"{self.best} ({best.score:.2f}) (difference to the best, 95% interval: {gaps})."
         ]
         if self.worse:
@@ -127,7 +131,7 @@ class Recommendation:
         else:
             why = "the first of the values within noise of the best (their costs are equal)"
         if self.choice == self.best:
-            why += "; it also has the best ROUGE-L"
+            why += f"; it also has the best {self.metric}"
         return why
 
 
@@ -136,6 +140,8 @@ def recommend(
     factor: str,
     candidates: list[Candidate],
     versus_best: Callable[[str, str], Delta | None],
+    metric: str = "ROUGE-L",
+    direction: str = "higher",
 ) -> Recommendation:
     """Apply the recommendation rule to one experiment's finished values.
 
@@ -143,14 +149,19 @@ def recommend(
         experiment: The experiment's name.
         factor: The config field it varies.
         candidates: Its finished values, in table order.
-        versus_best: ``(best_label, other_label) -> Delta`` of ROUGE-L, other minus best,
-            paired; None when the two cannot be paired.
+        versus_best: ``(best_label, other_label) -> Delta`` of the primary key, other minus
+            best, paired; None when the two cannot be paired.
+        metric: The primary key's name in sentences.
+        direction: Which way the primary key is better.
     """
+    named = {"metric": metric, "direction": direction}
     if not candidates:
-        return Recommendation(experiment, factor, None, None, NONE)
-    best = max(candidates, key=lambda c: c.score)  # max keeps the first of equal scores
+        return Recommendation(experiment, factor, None, None, NONE, **named)
+    sign = 1 if direction == "higher" else -1
+    best = max(candidates, key=lambda c: sign * c.score)  # max keeps the first of equal scores
     if len(candidates) == 1:
-        return Recommendation(experiment, factor, best.label, best.label, ONLY, candidates)
+        return Recommendation(experiment, factor, best.label, best.label, ONLY, candidates,
+                              **named)  # fmt: skip
     vs_best = {c.label: versus_best(best.label, c.label) for c in candidates if c is not best}
     # Unpaired (None) differences cannot be called significant: they count as within noise.
     worse = tuple(label for label, d in vs_best.items() if d is not None and d.verdict == LOSS)
@@ -161,7 +172,16 @@ def recommend(
         within_noise = [c for c in candidates if c.label in tied]
         choice, reason = min(within_noise, key=lambda c: c.cost), CHEAPEST  # ties: table order
     return Recommendation(
-        experiment, factor, choice.label, best.label, reason, candidates, vs_best, tied, worse
+        experiment,
+        factor,
+        choice.label,
+        best.label,
+        reason,
+        candidates,
+        vs_best,
+        tied,
+        worse,
+        **named,
     )
 
 

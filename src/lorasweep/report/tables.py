@@ -4,6 +4,8 @@ Every row of a table stands for a list of run ids, one per training seed (one wi
 its scores are the mean over seeds, with the standard deviation across seeds, and its delta
 against the baseline comes from a paired bootstrap over the per-example scores in
 ``predictions.jsonl`` (hierarchical over seeds and examples when there are several seeds).
+Which metrics score the runs, and which key the verdicts and recommendations rest on, come from
+the sweep's ``evaluation`` section (``metrics.scoring.Scoring``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from lorasweep.config.schema import lora_scaling
 from lorasweep.evaluation.extractive import extractive_predictions
 from lorasweep.external import external_rows
 from lorasweep.metrics.health import Health, generation_health
-from lorasweep.metrics.rouge import DIRECTIONS, ROUGE_KEYS
+from lorasweep.metrics.registry import scoring_for
+from lorasweep.metrics.scoring import Scoring
 from lorasweep.report.pareto import COST_DIRECTIONS, Tradeoff, tradeoff
 from lorasweep.report.recommend import Candidate, Overall, Recommendation, recommend
 from lorasweep.stats.bootstrap import Delta, Interval
@@ -24,9 +27,7 @@ from lorasweep.stats.pairing import pair_examples
 from lorasweep.stats.scores import ExampleScores
 from lorasweep.store.records import PlanRecord, RunResult, Status, UnitKind
 from lorasweep.store.store import RunStore
-
-PRIMARY = "rougeL"  # the metric deltas, verdicts, recommendations and charts are about
-TABLE_KEYS = ("rouge1", "rouge2", "rougeL")  # the experiment tables' score columns
+from lorasweep.store.sweep_file import StoredSweep, read_sweep
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,16 @@ class Row:
         label: The value as the config writes it (``16``), or a name (``rank=16``).
         run_ids: One run id per seed, in seed order.
         status: ``done`` when at least one seed finished, else the first seed's status.
-        metrics: Mean over the finished seeds of each run's mean scores.
+        metrics: Mean over the finished seeds of each run's numbers (the mean over examples,
+            or the corpus-level score of a metric that reports one).
         spread: Standard deviation across finished seeds (empty with fewer than two).
         done_ids: The finished runs.
         vs_baseline: Metric -> paired delta against the baseline (empty for the baseline).
         is_baseline: The row is the baseline's configuration.
         is_best: Metric -> the best value of its table.
         cost: Trainable parameters and training seconds.
-        interval: 95% bootstrap interval of the mean ROUGE-L (None without predictions).
+        intervals: Key -> 95% bootstrap interval of its mean per-example score.
+        primary: The key ``delta`` and ``interval`` are about.
     """
 
     label: str
@@ -82,7 +85,8 @@ class Row:
     is_baseline: bool
     is_best: dict[str, bool] = field(default_factory=dict)
     cost: Cost = Cost()
-    interval: Interval | None = None
+    intervals: dict[str, Interval] = field(default_factory=dict)
+    primary: str = "rougeL"
 
     @property
     def run_id(self) -> str:
@@ -90,8 +94,18 @@ class Row:
 
     @property
     def delta(self) -> Delta | None:
-        """The paired ROUGE-L delta against the baseline."""
-        return self.vs_baseline.get(PRIMARY)
+        """The paired delta of the primary key against the baseline."""
+        return self.vs_baseline.get(self.primary)
+
+    @property
+    def interval(self) -> Interval | None:
+        """The 95% interval of the primary key's mean (None without predictions)."""
+        return self.intervals.get(self.primary)
+
+    @property
+    def scored(self) -> bool:
+        """Finished, with a number for the primary key (which a failed metric lacks)."""
+        return self.primary in self.metrics
 
 
 @dataclass(frozen=True)
@@ -110,7 +124,8 @@ class PerspectiveRow:
         name: What the row is.
         kind: ``measured``, ``extractive``, ``external`` or ``reported``.
         metrics: Mean scores (for external rows paired with the sweep: on the sweep's examples).
-        vs_baseline: Paired ROUGE-L delta against the LoRA baseline; None when not paired.
+        vs_baseline: Paired delta of the primary key against the LoRA baseline; None when not
+            paired.
         note: Where the numbers come from (run ids, file, source, pairing).
     """
 
@@ -136,7 +151,7 @@ class Confirmation:
 
     row: Row
     best: Row  # the best single-factor configuration
-    vs_best: Delta | None  # ROUGE-L of the combination minus the best's
+    vs_best: Delta | None  # the primary key of the combination minus the best's
 
 
 @dataclass(frozen=True)
@@ -146,24 +161,35 @@ class SweepTables:
     baseline: Row | None
     base_model: RunResult | None
     experiments: list[ExperimentTable]
-    best: Row | None  # the configuration with the highest ROUGE-L, labelled ``experiment=value``
-    tied_with_best: list[str]  # other configurations with exactly the same ROUGE-L
+    best: Row | None  # the best primary score of any configuration, labelled ``experiment=value``
+    tied_with_best: list[str]  # other configurations with exactly the same primary score
     overall: Overall
     confirmation: Confirmation | None
     test: list[PerspectiveRow]  # the held-out test split's re-evaluations, when planned
     perspective: list[PerspectiveRow]
     health: list[HealthRow]
     results: dict[str, RunResult]  # run id -> result record (any status)
-    # ROUGE-L against each cost of COST_DIRECTIONS, over every configuration, Pareto front marked
+    # The primary key against each cost of COST_DIRECTIONS, every configuration, front marked
     tradeoffs: list[Tradeoff] = field(default_factory=list)
+    scoring: Scoring | None = None  # the metrics, their keys and the primary key
+    sweep: StoredSweep = field(default_factory=StoredSweep)
+    failures: dict[str, str] = field(default_factory=dict)  # metric -> why it is missing
 
 
-def build_tables(store: RunStore) -> SweepTables:
-    """Everything the report shows, from ``plan.json``, ``sweep.yaml`` and the runs' records."""
+def build_tables(store: RunStore, rescore: bool = False) -> SweepTables:
+    """Everything the report shows, from ``plan.json``, ``sweep.yaml`` and the runs' records.
+
+    Args:
+        store: The sweep folder.
+        rescore: Score the stored predictions again with every metric, ignoring the scores
+            stored with them (after a custom metric's code changed).
+    """
     plan = store.plan()
-    sweep = store.sweep_config()
+    sweep = read_sweep(store.root)
+    scoring = scoring_for(sweep.evaluation)
     results = _results(store, plan)
-    scores = ExampleScores(store, {r for r, result in results.items() if result.done})
+    finished = {r for r, result in results.items() if result.done}
+    scores = ExampleScores(store, finished, scoring, rescore)
     reference = _baseline_ids(plan)
     baseline = _row("baseline", reference, True, results, scores, reference)
 
@@ -173,7 +199,7 @@ def build_tables(store: RunStore) -> SweepTables:
             _row(row.label, row.run_ids, row.is_baseline, results, scores, reference)
             for row in experiment.rows
         ]
-        rows = _mark_best(rows)
+        rows = _mark_best(rows, scoring)
         experiments.append(
             ExperimentTable(
                 experiment.name,
@@ -185,15 +211,17 @@ def build_tables(store: RunStore) -> SweepTables:
 
     # The best configuration of the whole sweep; the baseline counts once, under its own name,
     # and first, so that it wins a tie (a tie is no reason to change the baseline).
-    candidates = ([baseline] if baseline.metrics else []) + [
+    candidates = ([baseline] if baseline.scored else []) + [
         replace(r, label=f"{t.name}={r.label}")
         for t in experiments
         for r in t.rows
-        if r.metrics and not r.is_baseline
+        if r.scored and not r.is_baseline
     ]
-    best = max(candidates, key=lambda r: r.metrics[PRIMARY], default=None)
+    best = _best(candidates, scoring)
     tied_with_best = [
-        r.label for r in candidates if r is not best and r.metrics[PRIMARY] == best.metrics[PRIMARY]
+        r.label
+        for r in candidates
+        if r is not best and r.metrics[scoring.primary] == best.metrics[scoring.primary]
     ]
     overall = Overall(
         [t.recommendation for t in experiments],
@@ -217,8 +245,17 @@ def build_tables(store: RunStore) -> SweepTables:
         perspective=_perspective(store, plan, sweep, baseline, best, confirmation, results, scores),
         health=_health(store, plan, results, scores),
         results=results,
-        tradeoffs=_tradeoffs(candidates, confirmation),
+        tradeoffs=_tradeoffs(candidates, confirmation, scoring),
+        scoring=scoring,
+        sweep=sweep,
+        failures=dict(scores.failures),
     )
+
+
+def _best(rows: list[Row], scoring: Scoring) -> Row | None:
+    """The row with the best primary score; the first of equal ones (the baseline comes first)."""
+    sign = 1 if scoring.direction(scoring.primary) == "higher" else -1
+    return max(rows, key=lambda r: sign * r.metrics[scoring.primary], default=None)
 
 
 def _results(store: RunStore, plan: PlanRecord) -> dict[str, RunResult]:
@@ -247,13 +284,15 @@ def _row(
 ) -> Row:
     finished = [results[r] for r in run_ids if r in results and results[r].done]
     done_ids = tuple(r.run_id for r in finished)
+    primary = scores.scoring.primary
     if not finished:
         statuses = [results[r].status.value for r in run_ids if r in results]
         return Row(label, run_ids, statuses[0] if statuses else "planned", {}, {}, (), {},
-                   is_baseline)  # fmt: skip
-    keys = [k for k in ROUGE_KEYS if all(k in r.metrics for r in finished)]
-    metrics = {k: fmean(r.metrics[k] for r in finished) for k in keys}
-    spread = {k: stdev(r.metrics[k] for r in finished) for k in keys} if len(finished) > 1 else {}
+                   is_baseline, primary=primary)  # fmt: skip
+    numbers = [scores.run_numbers(r) for r in finished]
+    keys = [k for k in scores.scoring.names if all(k in n for n in numbers)]
+    metrics = {k: fmean(n[k] for n in numbers) for k in keys}
+    spread = {k: stdev(n[k] for n in numbers) for k in keys} if len(finished) > 1 else {}
     vs_baseline = {} if is_baseline else scores.compare(reference, run_ids)
     return Row(
         label,
@@ -265,7 +304,8 @@ def _row(
         vs_baseline,
         is_baseline,
         cost=_cost(finished),
-        interval=scores.interval(done_ids, PRIMARY),
+        intervals=scores.intervals(done_ids),
+        primary=primary,
     )
 
 
@@ -286,45 +326,56 @@ def _cost(finished: list[RunResult]) -> Cost:
     )
 
 
-def _tradeoffs(candidates: list[Row], confirmation: Confirmation | None) -> list[Tradeoff]:
-    """ROUGE-L against each cost over the sweep's configurations (each once), front marked."""
+def _tradeoffs(
+    candidates: list[Row], confirmation: Confirmation | None, scoring: Scoring
+) -> list[Tradeoff]:
+    """The primary key against each cost over the configurations (each once), front marked."""
     rows = list(candidates)
-    if confirmation and confirmation.row.metrics:
+    if confirmation and confirmation.row.scored:
         rows.append(replace(confirmation.row, label=f"confirmation ({confirmation.row.label})"))
     unique: dict[tuple[str, ...], Row] = {}
     for row in rows:  # the confirmation may be a configuration the experiments already ran
         unique.setdefault(row.done_ids, row)
+    primary = scoring.primary
     configurations = [
-        (row.label, {PRIMARY: row.metrics.get(PRIMARY), **asdict(row.cost)})
+        (row.label, {primary: row.metrics.get(primary), **asdict(row.cost)})
         for row in unique.values()
     ]
-    return [tradeoff(configurations, PRIMARY, cost) for cost in COST_DIRECTIONS]
+    direction = scoring.direction(primary)
+    return [tradeoff(configurations, primary, cost, direction) for cost in COST_DIRECTIONS]
 
 
-def _mark_best(rows: list[Row]) -> list[Row]:
+def _mark_best(rows: list[Row], scoring: Scoring) -> list[Row]:
     scored = [r for r in rows if r.metrics]
     best = {}
-    for key in ROUGE_KEYS:
+    for key in scoring.names:
         values = [r.metrics[key] for r in scored if key in r.metrics]
         if values:
-            best[key] = max(values) if DIRECTIONS[key] == "higher" else min(values)
+            best[key] = max(values) if scoring.direction(key) == "higher" else min(values)
     return [replace(r, is_best={k: r.metrics.get(k) == v for k, v in best.items()}) for r in rows]
 
 
 def _recommend(name: str, factor: str, rows: list[Row], scores: ExampleScores) -> Recommendation:
-    finished = {r.label: r for r in rows if r.metrics}
+    scoring = scores.scoring
+    finished = {r.label: r for r in rows if r.scored}
     candidates = [
         Candidate(
-            r.label, r.metrics[PRIMARY], r.cost.trainable_params, r.cost.train_tokens, r.is_baseline
+            r.label,
+            r.metrics[scoring.primary],
+            r.cost.trainable_params,
+            r.cost.train_tokens,
+            r.is_baseline,
         )
         for r in finished.values()
     ]
 
     def versus_best(best: str, other: str) -> Delta | None:
         deltas = scores.compare(finished[best].run_ids, finished[other].run_ids)
-        return deltas.get(PRIMARY)
+        return deltas.get(scoring.primary)
 
-    return recommend(name, factor, candidates, versus_best)
+    metric = scoring.label(scoring.primary)
+    direction = scoring.direction(scoring.primary)
+    return recommend(name, factor, candidates, versus_best, metric, direction)
 
 
 def _confirmation(
@@ -340,7 +391,8 @@ def _confirmation(
     row = _row(planned.label or "confirmation", planned.run_ids, False, results, scores, reference)
     if best is None:
         return None
-    vs_best = scores.compare(best.run_ids, row.run_ids).get(PRIMARY) if row.metrics else None
+    primary = scores.scoring.primary
+    vs_best = scores.compare(best.run_ids, row.run_ids).get(primary) if row.scored else None
     return Confirmation(row, best, vs_best)
 
 
@@ -355,7 +407,7 @@ def _test_rows(
     plan: PlanRecord, results: dict[str, RunResult], scores: ExampleScores
 ) -> list[PerspectiveRow]:
     """The test split's re-evaluations: one row per configuration, whatever roles it has, its
-    scores the mean over its seeds' adapters, each seed's ROUGE-L beside them."""
+    scores the mean over its seeds' adapters, each seed's primary score beside them."""
     evaluations = plan.test_evaluations()
     baseline = next((e.run_ids for e in evaluations if "baseline" in e.roles), ())
     rows = []
@@ -365,8 +417,9 @@ def _test_rows(
         row = _row(name, evaluation.run_ids, is_baseline, results, scores, baseline)
         if not row.metrics:
             continue
+        primary = scores.scoring.primary
         per_seed = tuple(
-            (seed, results[r].metrics.get(PRIMARY) if r in row.done_ids else None)
+            (seed, scores.run_numbers(results[r]).get(primary) if r in row.done_ids else None)
             for seed, r in zip(plan.seeds or (None,), evaluation.run_ids, strict=False)
         )
         rows.append(
@@ -379,7 +432,7 @@ def _test_rows(
 def _perspective(
     store: RunStore,
     plan: PlanRecord,
-    sweep: dict[str, Any],
+    sweep: StoredSweep,
     baseline: Row,
     best: Row | None,
     confirmation: Confirmation | None,
@@ -387,6 +440,7 @@ def _perspective(
     scores: ExampleScores,
 ) -> list[PerspectiveRow]:
     reference = baseline.done_ids
+    primary = scores.scoring.primary
     rows = []
     base = results.get(plan.base_eval)
     if base and base.done:
@@ -394,8 +448,8 @@ def _perspective(
             PerspectiveRow(
                 "base model, zero-shot (same prompt)",
                 "measured",
-                base.metrics,
-                scores.compare(reference, (base.run_id,)).get(PRIMARY),
+                scores.run_numbers(base),
+                scores.compare(reference, (base.run_id,)).get(primary),
                 f"`{base.run_id}`",
             )
         )
@@ -428,24 +482,22 @@ def _perspective(
     )
     examples = scores.rows(source) if source else []
     if examples and all("input" in row and "reference" in row for row in examples):
-        use_stemmer = bool((sweep.get("evaluation") or {}).get("use_stemmer", False))
-        for name, predictions in extractive_predictions(examples, use_stemmer).items():
-            scores.add(f"extractive:{name}", predictions)
+        for name, predictions in extractive_predictions(examples).items():
+            scored = scores.add(f"extractive:{name}", predictions)
             rows.append(
                 PerspectiveRow(
                     name,
                     "extractive",
-                    _means(predictions),
-                    scores.compare(reference, (f"extractive:{name}",)).get(PRIMARY),
+                    scores.scoring.headline(scored),
+                    scores.compare(reference, (f"extractive:{name}",)).get(primary),
                     "lines of the input, no model",
                 )
             )
     for result, predictions in external_rows(store):
         rows.append(_external(result, predictions, reference, scores))
-    for reported in sweep.get("reported") or []:
-        metrics = {k: reported[k] for k in ROUGE_KEYS if reported.get(k) is not None}
+    for reported in sweep.reported:
         rows.append(
-            PerspectiveRow(reported["label"], "reported", metrics, None, reported.get("source", ""))
+            PerspectiveRow(reported.label, "reported", reported.numbers(), None, reported.source)
         )
     return rows
 
@@ -457,20 +509,21 @@ def _external(
     scores: ExampleScores,
 ) -> PerspectiveRow:
     source = f"external:{result['name']}"
-    scores.add(source, predictions)
+    scored = scores.add(source, predictions)
+    headline = scores.scoring.headline
     pairing = pair_examples(scores.rows(reference[0]), predictions) if reference else None
     if pairing is None:
         note = f"{len(predictions)} examples, not the sweep's: not paired"
-        return PerspectiveRow(result["name"], "external", result["metrics"], None, note)
-    matched = [predictions[i] for i in pairing.indices]
+        return PerspectiveRow(result["name"], "external", headline(scored), None, note)
+    matched = [scored[i] for i in pairing.indices]
     note = f"paired by {pairing.by} on the sweep's {len(matched)} examples"
     if len(matched) < len(predictions):
         note += f" (of {len(predictions)} in the file)"
     return PerspectiveRow(
         result["name"],
         "external",
-        _means(matched),
-        scores.compare(reference, (source,)).get(PRIMARY),
+        headline(matched),
+        scores.compare(reference, (source,)).get(scores.scoring.primary),
         note,
     )
 
@@ -497,10 +550,6 @@ def _token_cap(result: RunResult) -> int | None:
         if isinstance(cap, int) and not isinstance(cap, bool):
             return cap
     return None
-
-
-def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
-    return {k: fmean(r[k] for r in rows) for k in ROUGE_KEYS if rows and all(k in r for r in rows)}
 
 
 def _ids(row: Row) -> str:

@@ -1,8 +1,10 @@
 """Per-example scores of a sweep's runs (and of other prediction sets), aligned and compared.
 
 A source is a run id, whose scores are read from its ``predictions.jsonl``, or a name under
-which rows were added (extractive baselines, external files). Comparisons pair the examples
-of two sources and bootstrap the difference of their means.
+which rows were added (extractive baselines, external files). Every source is scored with the
+sweep's metrics (``metrics.scoring.Scoring``): scores stored with the predictions are used as
+they are, a metric added later scores the stored texts. Comparisons pair the examples of two
+sources and bootstrap the difference of their means.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from lorasweep.metrics.rouge import DIRECTIONS, ROUGE_KEYS
+from lorasweep.metrics.scoring import Scoring
 from lorasweep.stats.bootstrap import Delta, Interval, mean_intervals, paired_bootstraps
 from lorasweep.stats.pairing import pair_examples
+from lorasweep.store.records import RunResult
+from lorasweep.store.score_cache import ScoreCache
 from lorasweep.store.store import RunStore
 
 
@@ -21,30 +25,59 @@ class ExampleScores:
     """Per-example scores by source (a run id, or a name for extractive and external rows).
 
     Args:
-        store: Where run ids' ``predictions.jsonl`` are read from.
+        store: Where run ids' ``predictions.jsonl`` are read from, and scores computed later
+            are kept (``scores/``).
         finished: The run ids that finished; only they take part in comparisons.
+        scoring: The metrics and the primary key.
+        rescore: Score every source's texts again, ignoring the scores stored with them.
     """
 
-    def __init__(self, store: RunStore, finished: set[str]) -> None:
+    def __init__(
+        self, store: RunStore, finished: set[str], scoring: Scoring, rescore: bool = False
+    ) -> None:
         self.store = store
         self.finished = set(finished)  # sources whose scores are complete
+        self.scoring = scoring
+        self.rescore = rescore
+        self.failures: dict[str, str] = {}  # metric name -> why it is missing somewhere
+        self._cache = ScoreCache(store.root)
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._compared: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, Delta]] = {}
 
-    def add(self, source: str, rows: list[dict[str, Any]]) -> None:
-        self._rows[source] = rows
+    def add(self, source: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Score rows that are not a run's (extractive, external) under ``source``."""
+        self._rows[source] = self._scored(rows)
         self.finished.add(source)
+        return self._rows[source]
 
     def rows(self, source: str) -> list[dict[str, Any]]:
+        """The source's rows with every metric's per-example scores."""
         if source not in self._rows:
-            self._rows[source] = self.store.predictions(source)
+            self._rows[source] = self._scored(self.store.predictions(source))
         return self._rows[source]
+
+    def headline(self, source: str) -> dict[str, float]:
+        """The source's numbers by key (corpus-level where the metric reports one)."""
+        return self.scoring.headline(self.rows(source))
+
+    def run_numbers(self, result: RunResult) -> dict[str, float]:
+        """A finished run's numbers by key, from its scored predictions (the record's own means
+        when its predictions are gone)."""
+        numbers = self.headline(result.run_id)
+        return numbers or {k: v for k, v in result.metrics.items() if k in self.scoring.names}
+
+    def _scored(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        scored = self.scoring.score(rows, self._cache, self.rescore)
+        for name, reason in scored.failures.items():
+            self.failures.setdefault(name, reason)
+        return scored.rows
 
     def matrices(self, sources: list[str], reference: str) -> dict[str, np.ndarray] | None:
         """Metric -> (len(sources), examples) scores on ``reference``'s examples, in its order.
 
-        Only metrics every row of every source carries are returned (old records have no
-        ROUGE-Lsum); None when some source does not hold all of ``reference``'s examples.
+        Only keys every row of every source carries are returned (old records have no
+        ROUGE-Lsum, a metric may have failed on one source); None when some source does not
+        hold all of ``reference``'s examples.
         """
         anchor = self.rows(reference)
         aligned = []
@@ -54,7 +87,7 @@ class ExampleScores:
             if pairing is None:
                 return None
             aligned.append([rows[i] for i in pairing.indices])
-        keys = [k for k in ROUGE_KEYS if all(k in r for rows in aligned for r in rows)]
+        keys = [k for k in self.scoring.names if all(k in r for rows in aligned for r in rows)]
         return {k: np.array([[r[k] for r in rows] for rows in aligned]) for k in keys}
 
     def compare(self, reference: tuple[str, ...], other: tuple[str, ...]) -> dict[str, Delta]:
@@ -81,13 +114,21 @@ class ExampleScores:
         b = self.matrices([p[1] for p in pairs], pairs[0][0])
         if a is None or b is None:
             return {}
-        return paired_bootstraps(a, b, DIRECTIONS)
+        # One bootstrap per metric: a metric's keys share their resamples, and its numbers do
+        # not depend on which other metrics the sweep has (the resampling is chunked by size).
+        deltas = {}
+        for keys in self.scoring.by_metric([k for k in a if k in b]):
+            deltas.update(
+                paired_bootstraps(
+                    {k: a[k] for k in keys}, {k: b[k] for k in keys}, self.scoring.directions
+                )
+            )
+        return deltas
 
-    def interval(self, sources: tuple[str, ...], metric: str) -> Interval | None:
-        """The mean of ``metric`` over the sources (seeds) and examples, with its interval."""
+    def intervals(self, sources: tuple[str, ...]) -> dict[str, Interval]:
+        """Each key's mean over the sources (seeds) and examples, with its interval."""
         if not sources:
-            return None
-        scores = self.matrices(list(sources), sources[0])
-        if not scores or metric not in scores:
-            return None
-        return mean_intervals({metric: scores[metric]})[metric]
+            return {}
+        scores = self.matrices(list(sources), sources[0]) or {}
+        # Each key alone, so that its interval does not depend on the other keys.
+        return {k: mean_intervals({k: v})[k] for k, v in scores.items()}

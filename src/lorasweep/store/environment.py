@@ -12,7 +12,7 @@ import torch
 
 PACKAGES = (
     "lorasweep", "torch", "transformers", "peft", "accelerate", "datasets", "tokenizers",
-    "rouge-score", "numpy",
+    "rouge-score", "sacrebleu", "numpy",
 )  # fmt: skip
 
 

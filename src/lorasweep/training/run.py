@@ -212,7 +212,7 @@ def _evaluate(
         resources.test_prompts if test else resources.eval_prompts,
         resources.max_new_tokens,
         sweep.generation.batch_size,
-        sweep.evaluation.use_stemmer,
+        sweep.evaluation,
         hooks.on_eval_batch,
     )
 

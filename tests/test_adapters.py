@@ -204,6 +204,12 @@ def test_bad_quantization_and_lora_options_are_one_line(micro_model, dialogue_di
         validate_sweep(raw)
 
 
+def test_a_written_out_config_with_the_4bit_defaults_reads_back(micro_model, dialogue_dir):
+    raw = sweep_dict(micro_model, dialogue_dir)
+    raw["model"].update(double_quant=True, compute_dtype="auto")  # as sweep.yaml writes them
+    assert not validate_sweep(raw).model.is_quantized
+
+
 def test_gradient_checkpointing_is_no_experiment_factor(micro_model, dialogue_dir):
     raw = sweep_dict(micro_model, dialogue_dir)
     raw["experiments"] = [

@@ -479,7 +479,13 @@ class SweepConfig(Section):
     @model_validator(mode="after")
     def _quantization_options(self) -> SweepConfig:
         # Here rather than on ModelConfig, so that the line names the field: model.compute_dtype.
-        stray = sorted({"double_quant", "compute_dtype"} & self.model.model_fields_set)
+        # A default value written out (as sweep.yaml writes every field) is no mistake.
+        fields = ModelConfig.model_fields
+        stray = sorted(
+            name
+            for name in ("double_quant", "compute_dtype")
+            if getattr(self.model, name) != fields[name].default
+        )
         if stray and not self.model.is_quantized:
             raise ValueError(
                 f"model.{stray[0]}: applies to a 4-bit model only; set model.quantization to "

@@ -132,6 +132,7 @@ def test_report_shows_efficiency_and_the_front_it_computed(tmp_path):
     assert "Against trainable parameters, the front is rank=4 (34.48), lr=1e-4" in text
 
     runs = table_rows(section(text, "## Runs"))
-    assert runs["run"][4:] == ["trainable params", "adapter", "train tokens/s",
+    assert runs["run"][2] == "LoRA scaling"
+    assert runs["run"][5:] == ["trainable params", "adapter", "train tokens/s",
                                "generated tokens/s", "peak memory"]  # fmt: skip
-    assert runs["`run-r16`"][4:] == ["2,000", "3.0 MiB", "1,234", "99", "2.0 GiB"]
+    assert runs["`run-r16`"][5:] == ["2,000", "3.0 MiB", "1,234", "99", "2.0 GiB"]

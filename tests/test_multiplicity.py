@@ -58,3 +58,11 @@ def test_comparisons_that_could_not_be_made_are_left_out():
     base = rng.uniform(0, 1, 50)
     adjusted = holm_deltas({"made": paired_bootstrap(base, base + 0.2), "missing": None})
     assert list(adjusted) == ["made"] and adjusted["made"].family_size == 1
+
+
+def test_identical_scores_are_no_evidence_at_all():
+    base = np.random.default_rng(2).uniform(0, 60, 100)
+    same = paired_bootstrap(base, base.copy())
+    assert two_sided_p(same) == 1.0
+    (only,) = holm_deltas({"same": same}).values()
+    assert only.adjusted_p == 1.0 and not only.significant

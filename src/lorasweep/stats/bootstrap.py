@@ -49,6 +49,13 @@ class Delta:
         n_examples: Paired examples.
         n_seeds: Paired seeds (1 without seeds).
         direction: ``"higher"`` or ``"lower"``: which way is better for this metric.
+        sd: Standard deviation of the per-example differences (each example's difference
+            averaged over the seeds): what the power of the comparison rests on.
+        level: Coverage of ``low``-``high`` (0.95; more where a family-wise correction widened
+            it).
+        significant: Set by a family-wise correction (``multiplicity``): whether the family's
+            test rejects "no difference". None: the interval alone decides.
+        uncorrected: The comparison's own 95% delta, when this one is corrected.
     """
 
     delta: float
@@ -58,10 +65,20 @@ class Delta:
     n_examples: int
     n_seeds: int = 1
     direction: str = "higher"
+    sd: float | None = None
+    level: float = CONFIDENCE
+    significant: bool | None = None
+    uncorrected: Delta | None = None
 
     @property
     def verdict(self) -> str:
-        """``gain`` or ``loss`` when the interval excludes 0 (significant), else ``noise``."""
+        """``gain`` or ``loss`` when the interval excludes 0 (significant), else ``noise``; a
+        family-wise correction's decision (``significant``) takes precedence."""
+        if self.significant is not None:
+            if not self.significant or self.delta == 0:
+                return NOISE
+            better = self.delta > 0 if self.direction == "higher" else self.delta < 0
+            return GAIN if better else LOSS
         if self.low > 0:
             return GAIN if self.direction == "higher" else LOSS
         if self.high < 0:
@@ -134,6 +151,8 @@ def paired_bootstraps(
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail], axis=1)
     directions = directions or {}
+    per_example = stacked.mean(axis=1)  # (metrics, examples): each example's mean difference
+    spread = per_example.std(axis=1, ddof=1) if stacked.shape[2] > 1 else np.full(len(keys), 0.0)
     return {
         key: Delta(
             delta=float(stacked[i].mean()),
@@ -143,6 +162,8 @@ def paired_bootstraps(
             n_examples=stacked.shape[2],
             n_seeds=stacked.shape[1],
             direction=directions.get(key, "higher"),
+            sd=float(spread[i]),
+            level=confidence,
         )
         for i, key in enumerate(keys)
     }

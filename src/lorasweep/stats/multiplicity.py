@@ -16,8 +16,8 @@ the percentile interval at ``1 - alpha / (m - i)``: ``corrected_level`` gives it
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from lorasweep.stats.bootstrap import CONFIDENCE, GAIN, LOSS, NOISE, Delta
@@ -50,7 +50,12 @@ class Adjusted:
 
 
 def two_sided_p(delta: Delta) -> float:
-    """Twice the smaller share of resampled differences on either side of 0, at most 1."""
+    """Twice the smaller share of resampled differences on either side of 0, at most 1.
+
+    Identical scores (every resampled difference exactly 0) give 1: nothing was seen.
+    """
+    if delta.low == delta.high == 0:
+        return 1.0
     below = delta.share_at_or_below_zero
     return min(1.0, 2 * min(below, 1 - below))
 
@@ -87,3 +92,26 @@ def corrected_verdict(delta: Delta, adjusted: Adjusted) -> str:
         return NOISE
     better = delta.delta > 0 if delta.direction == "higher" else delta.delta < 0
     return GAIN if better else LOSS
+
+
+def corrected_deltas(
+    deltas: Mapping[K, Delta], widen: Callable[[K, float], Delta | None]
+) -> dict[K, Delta]:
+    """The family's deltas with Holm's verdicts and the intervals of their steps.
+
+    Args:
+        deltas: The family's comparisons at 95%.
+        widen: ``(key, level) -> `` the same comparison's delta with its interval at ``level``
+            (the same resamples, so the interval and the verdict agree).
+
+    Returns:
+        Each delta at its Holm level, ``significant`` set by the procedure and ``uncorrected``
+        holding the 95% delta it came from.
+    """
+    adjusted = holm_deltas(deltas)
+    out = {}
+    for key, delta in deltas.items():
+        step = adjusted[key]
+        wide = delta if step.level == delta.level else widen(key, step.level) or delta
+        out[key] = replace(wide, significant=step.significant, uncorrected=delta)
+    return out

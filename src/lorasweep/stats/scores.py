@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 
 from lorasweep.metrics.scoring import Scoring
-from lorasweep.stats.bootstrap import Delta, Interval, mean_intervals, paired_bootstraps
+from lorasweep.stats.bootstrap import (
+    CONFIDENCE,
+    Delta,
+    Interval,
+    mean_intervals,
+    paired_bootstraps,
+)
 from lorasweep.stats.pairing import pair_examples
 from lorasweep.store.records import RunResult
 from lorasweep.store.score_cache import ScoreCache
@@ -42,7 +48,7 @@ class ExampleScores:
         self.failures: dict[str, str] = {}  # metric name -> why it is missing somewhere
         self._cache = ScoreCache(store.root)
         self._rows: dict[str, list[dict[str, Any]]] = {}
-        self._compared: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, Delta]] = {}
+        self._compared: dict[tuple[Any, ...], dict[str, Delta]] = {}
 
     def add(self, source: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Score rows that are not a run's (extractive, external) under ``source``."""
@@ -90,19 +96,24 @@ class ExampleScores:
         keys = [k for k in self.scoring.names if all(k in r for rows in aligned for r in rows)]
         return {k: np.array([[r[k] for r in rows] for rows in aligned]) for k in keys}
 
-    def compare(self, reference: tuple[str, ...], other: tuple[str, ...]) -> dict[str, Delta]:
+    def compare(
+        self, reference: tuple[str, ...], other: tuple[str, ...], confidence: float = CONFIDENCE
+    ) -> dict[str, Delta]:
         """Paired bootstrap of ``other - reference`` over their per-seed sources.
 
         Seeds are paired by position (seed i with seed i), and a pair counts when both of its
         runs finished. A single source on one side (the zero-shot evaluation, an external file)
-        is paired with every seed of the other.
+        is paired with every seed of the other. ``confidence`` sets the intervals' coverage
+        (wider for a family-wise correction); the resamples are the same at every coverage.
         """
-        key = (reference, other)
+        key = (reference, other, confidence)
         if key not in self._compared:
-            self._compared[key] = self._compare(reference, other)
+            self._compared[key] = self._compare(reference, other, confidence)
         return self._compared[key]
 
-    def _compare(self, reference: tuple[str, ...], other: tuple[str, ...]) -> dict[str, Delta]:
+    def _compare(
+        self, reference: tuple[str, ...], other: tuple[str, ...], confidence: float
+    ) -> dict[str, Delta]:
         if len(reference) == 1 or len(other) == 1:
             pairs = [(a, b) for a in reference for b in other]
         else:
@@ -120,7 +131,10 @@ class ExampleScores:
         for keys in self.scoring.by_metric([k for k in a if k in b]):
             deltas.update(
                 paired_bootstraps(
-                    {k: a[k] for k in keys}, {k: b[k] for k in keys}, self.scoring.directions
+                    {k: a[k] for k in keys},
+                    {k: b[k] for k in keys},
+                    self.scoring.directions,
+                    confidence=confidence,
                 )
             )
         return deltas

@@ -70,7 +70,7 @@ def test_the_report_names_the_primary_and_shows_every_key_with_a_verdict(stores)
     assert "Deltas, verdicts and recommendations are about exact match" in text
     assert "Highest exact match of any configuration: **rank=4**" in text
     rank = section(text, "## Experiment: rank")
-    assert "| Δ exact match vs baseline [95% CI] |" in rank
+    assert "| Δ exact match vs baseline [Holm CI] | uncorrected [95% CI] |" in rank
     every = rank.split("Every metric")[1].split("Cost (mean")[0]
     lines = [x for x in every.splitlines() if x.startswith("| 4 |")]
     keys = [x.split("|")[2].strip() for x in lines]

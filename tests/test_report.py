@@ -186,11 +186,13 @@ def test_experiment_tables_show_paired_intervals_and_verdicts_that_agree(report)
         for label, cells in rows.items():
             if label == "value" or "(baseline)" in label:
                 continue
-            delta, low, high = parse_delta(cells[3])
-            assert low <= delta <= high
-            assert cells[5] == expected_verdict(low, high)
-            verdicts[(name, label)] = cells[5]
-            assert 0 <= float(cells[4]) <= 1  # P(Δ≤0)
+            delta, low, high = parse_delta(cells[3])  # at the Holm step's level
+            same, low95, high95 = parse_delta(cells[4])  # uncorrected, 95%
+            assert low <= low95 <= delta <= high95 <= high and same == delta
+            assert cells[6] == expected_verdict(low, high)
+            verdicts[(name, label)] = cells[6]
+            assert 0 <= float(cells[5]) <= 1  # P(Δ≤0)
+            assert cells[7].startswith("±")  # the smallest detectable difference
     assert verdicts == {
         ("rank", "4"): "within noise",
         ("rank", "16"): "significant gain",
@@ -210,7 +212,7 @@ def test_the_table_delta_is_an_independent_paired_bootstrap(report):
     diffs = np.array(other) - np.array(base)
     means = [diffs[rng.integers(0, N, N)].mean() for _ in range(4000)]
     low, high = np.quantile(means, [0.025, 0.975])
-    delta, table_low, table_high = parse_delta(rows["16"][3])
+    delta, table_low, table_high = parse_delta(rows["16"][4])
     assert delta == pytest.approx(diffs.mean(), abs=0.006)
     assert table_low == pytest.approx(low, abs=0.15)
     assert table_high == pytest.approx(high, abs=0.15)

@@ -185,6 +185,9 @@ def test_baseline_option_compares_files_like_an_independent_paired_bootstrap(tmp
     assert high == pytest.approx(expected_high, abs=0.05 * width)
     verdict = "significant gain" if low > 0 else "significant loss" if high < 0 else "within noise"
     assert cells[5] == verdict
+    # The smallest difference 150 paired examples detect: (1.960 + 0.842) sd / sqrt(n).
+    mde = (1.959964 + 0.841621) * diffs.std(ddof=1) / np.sqrt(len(diffs))
+    assert cells[6].startswith(f"±{mde:.2f}")
     assert main(["score", str(folder), "--baseline", "nope"]) == 2
     assert "--baseline: 'nope'" in capsys.readouterr().err
 

@@ -91,7 +91,8 @@ def test_report_tables_match_the_store(finished_sweep):
             label = f"{row['label']} (baseline)" if row["is_baseline"] else row["label"]
             section = report.split(f"## Experiment: {experiment['name']} ")[1]
             line = next(x for x in section.splitlines() if x.startswith(f"| {label} |"))
-            # value | R-1 | R-2 | R-L | delta R-L [95% CI] | P(delta<=0) | verdict | params
+            # value | R-1 | R-2 | R-Lsum? | R-L | delta R-L [Holm CI] | [95% CI] | P(delta<=0) |
+            # verdict (Holm) | detectable delta | params
             cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
             assert float(cells[3]) == pytest.approx(metrics["rougeL"], abs=0.006)
             if not row["is_baseline"]:
@@ -99,7 +100,7 @@ def test_report_tables_match_the_store(finished_sweep):
                 assert delta == pytest.approx(metrics["rougeL"] - baseline["rougeL"], abs=0.011)
                 assert low <= delta + 0.005 and delta - 0.005 <= high
                 significant = {low > 0: "significant gain", high < 0: "significant loss"}
-                assert cells[6] == significant.get(True, "within noise")
+                assert cells[7] == significant.get(True, "within noise")
     zero_shot = load(out / "runs" / plan["base_eval"] / "result.json")["metrics"]
     line = next(x for x in report.splitlines() if x.startswith("| base model, zero-shot"))
     assert f"{zero_shot['rougeL']:.2f}" in line

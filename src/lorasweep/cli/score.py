@@ -28,7 +28,7 @@ from lorasweep.external import (
 from lorasweep.metrics.registry import build_scoring, declared_keys, parse_entry
 from lorasweep.metrics.scoring import Scoring
 from lorasweep.paths import check_output_dir
-from lorasweep.report.recommend import verdict_words
+from lorasweep.report.recommend import power_words, verdict_words
 from lorasweep.stats.bootstrap import CONFIDENCE, RESAMPLES
 from lorasweep.stats.pairing import pair_examples
 from lorasweep.store.store import RunStore, open_sweep
@@ -144,18 +144,18 @@ def _comparison(baseline: ScoredFile, scored: list[ScoredFile], scoring: Scoring
         f"({RESAMPLES:,} resamples); significant when the {CONFIDENCE:.0%} interval excludes 0"
     )
     table = Table("file", "metric", "Δ", f"{CONFIDENCE:.0%} interval", "P(Δ≤0)", "verdict",
-                  title=title)  # fmt: skip
+                  "detectable Δ (80% power)", title=title)  # fmt: skip
     for item in scored:
         if item is baseline:
             continue
         deltas = compare_files(baseline, item, scoring)
         if deltas is None:
-            table.add_row(item.name, "", "", "not paired: different examples", "", "")
+            table.add_row(item.name, "", "", "not paired: different examples", "", "", "")
             continue
         for key, d in deltas.items():
             table.add_row(
                 item.name, scoring.label(key), f"{d.delta:+.2f}", f"[{d.low:+.2f}, {d.high:+.2f}]",
-                f"{d.share_at_or_below_zero:.4f}", verdict_words(d),
+                f"{d.share_at_or_below_zero:.4f}", verdict_words(d), power_words(d),
             )  # fmt: skip
     return table
 

@@ -16,7 +16,14 @@ from lorasweep.metrics import health
 from lorasweep.metrics.scoring import Scoring
 from lorasweep.report import plots
 from lorasweep.report.pareto import COST_NAMES, Tradeoff
-from lorasweep.report.recommend import CHEAPEST, ONLY, SIGNIFICANT, Recommendation, verdict_words
+from lorasweep.report.recommend import (
+    CHEAPEST,
+    ONLY,
+    SIGNIFICANT,
+    Recommendation,
+    power_words,
+    verdict_words,
+)
 from lorasweep.report.tables import (
     PerspectiveRow,
     Row,
@@ -26,6 +33,7 @@ from lorasweep.report.tables import (
     lora_scaling_of,
     lora_variant,
 )
+from lorasweep.stats import multiplicity, power
 from lorasweep.stats.bootstrap import CONFIDENCE, GAIN, LOSS, NOISE, RESAMPLES, Delta
 from lorasweep.store.store import RunStore, replace_dir
 
@@ -146,33 +154,36 @@ def render(
 
 
 def experiment_table(rows: list[Row], scoring: Scoring) -> list[str]:
-    """value | scores | delta vs baseline [CI] | share <= 0 | verdict | trainable params."""
+    """value | scores | Δ [Holm CI] | [95% CI] | share <= 0 | verdict | power | params."""
     keys, primary = scoring.table_keys, scoring.label(scoring.primary)
     header = (
         "| value | "
         + " | ".join(scoring.label(k) for k in keys)
-        + f" | Δ {primary} vs baseline [{CONFIDENCE:.0%} CI] | P(Δ≤0) | verdict "
-        "| trainable params |"
+        + f" | Δ {primary} vs baseline [{multiplicity.METHOD} CI] | uncorrected "
+        f"[{CONFIDENCE:.0%} CI] | P(Δ≤0) | verdict ({multiplicity.METHOD}) "
+        "| detectable Δ (80% power) | trainable params |"
     )
-    lines = [header, "|---|" + "---:|" * (len(keys) + 2) + "---|---:|"]
+    lines = [header, "|---|" + "---:|" * (len(keys) + 3) + "---|---:|---:|"]
     partial = False  # some delta rests on fewer seeds than the row's mean
     for row in rows:
         label = f"{row.label} (baseline)" if row.is_baseline else row.label
         if not row.metrics:
-            cells = [row.status] * len(keys) + ["", "", "", ""]
+            cells = [row.status] * len(keys) + [""] * 6
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
             continue
         cells = [_bold(_score(row, k), row.is_best.get(k, False)) for k in keys]
         if row.is_baseline:
-            cells += ["—", "—", "—"]
+            cells += ["—", "—", "—", "—", "—"]
         else:
             delta = row.delta
             mark = " †" if delta and delta.n_seeds < len(row.done_ids) else ""
             partial = partial or bool(mark)
             cells += [
                 _delta(delta) + mark,
+                _delta(delta.uncorrected or delta) if delta else "—",
                 f"{delta.share_at_or_below_zero:.3f}" if delta else "—",
                 verdict_words(delta),
+                power_words(delta),
             ]
         cells.append(_params(row.cost.trainable_params))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -189,10 +200,11 @@ def every_metric_table(rows: list[Row], scoring: Scoring) -> list[str]:
     """Every key of every metric: its mean with an interval, and its paired delta and verdict
     against the baseline (the table above shows the primary key's only)."""
     lines = [
-        f"Every metric (mean over examples [{CONFIDENCE:.0%} CI]; Δ vs baseline, paired):",
+        f"Every metric (mean over examples [{CONFIDENCE:.0%} CI]; Δ vs baseline, paired, "
+        f"{multiplicity.METHOD}-corrected over the experiment):",
         "",
-        f"| value | metric | mean [{CONFIDENCE:.0%} CI] | Δ vs baseline [{CONFIDENCE:.0%} CI] "
-        "| P(Δ≤0) | verdict |",
+        f"| value | metric | mean [{CONFIDENCE:.0%} CI] | Δ vs baseline "
+        f"[{multiplicity.METHOD} CI] | P(Δ≤0) | verdict ({multiplicity.METHOD}) |",
         "|---|---|---:|---:|---:|---|",
     ]
     for row in rows:
@@ -561,7 +573,17 @@ def _sweep_summary(tables: SweepTables) -> str:
         f"{CONFIDENCE:.0%} interval is the percentile interval of {RESAMPLES:,} bootstrap "
         f"resamples of {resampling}. A difference is a *significant gain* or *loss* when the "
         f"interval excludes 0, else *within noise*. P(Δ≤0) is the share of resamples at or "
-        f"below 0."
+        f"below 0.\n\n"
+        f"An experiment with k values makes k-1 comparisons with the baseline, so its verdicts "
+        f"use {multiplicity.DESCRIPTION}, each metric its own family: the {multiplicity.METHOD} "
+        f"CI is the interval at the level of the comparison's step of the procedure, and the "
+        f"uncorrected {CONFIDENCE:.0%} interval is shown beside it. The comparisons with an "
+        f"experiment's best value need no correction (*significantly best* requires every one "
+        f"of them to be significant; *within noise of the best* is the cautious side), and the "
+        f"perspective rows are single comparisons, uncorrected. *Detectable Δ* is the smallest "
+        f"difference the evaluation examples detect with {power.POWER:.0%} power (two-sided "
+        f"{power.ALPHA:.0%}), from the spread of the paired per-example differences; for a "
+        f"difference within noise it adds about how many examples would detect one of its size."
     )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lorasweep.stats.bootstrap import GAIN, LOSS, NOISE, Delta
+from lorasweep.stats.power import power_of
 
 SIGNIFICANT, CHEAPEST, ONLY, NONE = "significant", "cheapest", "only", "none"
 VERDICT_WORDS = {GAIN: "significant gain", LOSS: "significant loss", NOISE: "within noise"}
@@ -259,6 +260,18 @@ class Overall:
 def verdict_words(delta: Delta | None) -> str:
     """``significant gain`` / ``significant loss`` / ``within noise``, or ``—`` when unpaired."""
     return VERDICT_WORDS[delta.verdict] if delta is not None else "—"
+
+
+def power_words(delta: Delta | None) -> str:
+    """``±1.22``: the smallest difference the examples detect; for a difference within noise,
+    also about how many examples would detect one of its size."""
+    found = power_of(delta.uncorrected or delta) if delta else None
+    if found is None:
+        return "—"
+    text = f"±{found.mde:.2f}"
+    if delta.verdict == NOISE and found.needed is not None and found.needed > found.examples:
+        text += f"; this Δ needs ~{found.needed:,} examples"
+    return text
 
 
 def _delta(delta: Delta | None) -> str:

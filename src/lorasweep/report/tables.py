@@ -23,6 +23,7 @@ from lorasweep.metrics.scoring import Scoring
 from lorasweep.report.pareto import COST_DIRECTIONS, Tradeoff, tradeoff
 from lorasweep.report.recommend import Candidate, Overall, Recommendation, recommend
 from lorasweep.stats.bootstrap import Delta, Interval
+from lorasweep.stats.multiplicity import corrected_deltas
 from lorasweep.stats.pairing import pair_examples
 from lorasweep.stats.scores import ExampleScores
 from lorasweep.store.records import PlanRecord, RunResult, Status, UnitKind
@@ -199,7 +200,7 @@ def build_tables(store: RunStore, rescore: bool = False) -> SweepTables:
             _row(row.label, row.run_ids, row.is_baseline, results, scores, reference)
             for row in experiment.rows
         ]
-        rows = _mark_best(rows, scoring)
+        rows = _mark_best(_corrected(rows, scores, reference), scoring)
         experiments.append(
             ExperimentTable(
                 experiment.name,
@@ -307,6 +308,21 @@ def _row(
         intervals=scores.intervals(done_ids),
         primary=primary,
     )
+
+
+def _corrected(rows: list[Row], scores: ExampleScores, reference: tuple[str, ...]) -> list[Row]:
+    """The rows' deltas against the baseline with Holm's correction over the experiment's
+    comparisons, each key its own family (``stats.multiplicity``)."""
+    corrected = [dict(r.vs_baseline) for r in rows]
+    for key in dict.fromkeys(k for r in rows for k in r.vs_baseline):
+        family = {i: r.vs_baseline[key] for i, r in enumerate(rows) if key in r.vs_baseline}
+
+        def widen(i: int, level: float, key: str = key) -> Delta | None:
+            return scores.compare(reference, rows[i].run_ids, level).get(key)
+
+        for i, delta in corrected_deltas(family, widen).items():
+            corrected[i][key] = delta
+    return [replace(r, vs_baseline=c) for r, c in zip(rows, corrected, strict=True)]
 
 
 def _cost(finished: list[RunResult]) -> Cost:

@@ -112,14 +112,35 @@ class DataConfig(Section):
 
     source: str = Field(min_length=1)  # hub dataset id, local file or directory, or builtin:...
     input_column: str = "dialogue"
-    target_column: str = "summary"
+    # A column of texts (or of lists of texts), or a list of columns, one reference each
+    # ([summary1, summary2, summary3]): several references are scored best-of, and training
+    # learns the first non-empty one.
+    target_column: str | list[str] = "summary"
     train_split: str = "train"
     # The first N training rows, in file order; more than the split has means all of them.
     train_size: Annotated[int, Number, Field(gt=0, le=MAX_ROWS)] | Literal["all"] = "all"
 
+    @field_validator("target_column")
+    @classmethod
+    def _columns(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, str):
+            return value
+        if not value:
+            raise ValueError("an empty list; name at least one column")
+        if any(not c for c in value):
+            raise ValueError("a column name is empty")
+        if len(set(value)) != len(value):
+            raise ValueError(f"{value}: a column is named twice")
+        return value
+
     @property
     def is_builtin(self) -> bool:
         return self.source.startswith(BUILTIN_PREFIX)
+
+    @property
+    def target_columns(self) -> list[str]:
+        """The columns that hold the references."""
+        return [self.target_column] if isinstance(self.target_column, str) else self.target_column
 
 
 class PromptConfig(Section):

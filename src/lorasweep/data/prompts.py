@@ -117,12 +117,12 @@ class PromptFormatter:
         if not self.use_chat:
             prompt = self.user_message(example.input)
             separator = "" if not prompt or prompt[-1].isspace() else " "
-            return separator + example.target
+            return separator + example.first_target
         prompt = self.prompt_text(example.input)
         full = self.tokenizer.apply_chat_template(
             [
                 {"role": "user", "content": self.user_message(example.input)},
-                {"role": "assistant", "content": example.target},
+                {"role": "assistant", "content": example.first_target},
             ],
             tokenize=False,
             **_TEMPLATE_VARIABLES,

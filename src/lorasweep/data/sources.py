@@ -73,9 +73,10 @@ def load_eval(
     examples = _examples(subset, data)
     empty = sum(1 for e in examples if not any(t.strip() for t in _references(e)))
     if empty > MAX_EMPTY_REFERENCES * len(examples):
+        columns = ", ".join(repr(c) for c in data.target_columns)
         raise UserError(
             f"{field}.split: {empty} of the {len(examples)} references drawn from "
-            f"{evaluation.split!r} (column {data.target_column!r}) are empty; ROUGE scores them 0 "
+            f"{evaluation.split!r} (column {columns}) are empty; ROUGE scores them 0 "
             f"whatever the prediction, and at most {MAX_EMPTY_REFERENCES:.0%} may be"
         )
     return examples
@@ -87,16 +88,22 @@ def _references(example: Example) -> list[str]:
 
 def _examples(split: datasets.Dataset, data: DataConfig) -> list[Example]:
     ids = split["id"] if "id" in split.column_names else None
-    inputs, targets = split[data.input_column], split[data.target_column]
+    inputs = split[data.input_column]
+    if isinstance(data.target_column, str):
+        targets = [_target(t) for t in split[data.target_column]]
+    else:  # one reference per column: a list per example, in the columns' order
+        columns = [split[c] for c in data.target_columns]
+        targets = [_target([column[i] for column in columns]) for i in range(len(inputs))]
     return [
-        Example(str(ids[i]) if ids is not None else str(i), inputs[i] or "", _target(targets[i]))
+        Example(str(ids[i]) if ids is not None else str(i), inputs[i] or "", targets[i])
         for i in range(len(inputs))
     ]
 
 
-def _target(value: str | list[str] | None) -> str | list[str]:
+def _target(value: str | list[str | None] | None) -> str | list[str]:
+    """A text, or the non-empty texts of a list (``[""]`` when none is)."""
     if isinstance(value, list):
-        return [v for v in value if isinstance(v, str)] or [""]
+        return [v for v in value if isinstance(v, str) and v.strip()] or [""]
     return value or ""
 
 
@@ -104,15 +111,17 @@ def _checked_split(data: DataConfig, name: str, field: str) -> datasets.Dataset:
     split = load_split(data.source, name, field)
     if len(split) == 0:
         raise UserError(f"{field}: split {name!r} of {data.source} is empty")
-    for field_name, column in (
-        ("data.input_column", data.input_column),
-        ("data.target_column", data.target_column),
-    ):
+    columns = [("data.input_column", data.input_column)]
+    columns += [("data.target_column", c) for c in data.target_columns]
+    for field_name, column in columns:
         if column not in split.column_names:
             present = ", ".join(split.column_names)
             raise UserError(f"{field_name}: no column {column!r} in {name!r}; columns: {present}")
     _check_text(split, name, "data.input_column", data.input_column, lists=False)
-    _check_text(split, name, "data.target_column", data.target_column, lists=True)
+    for column in data.target_columns:
+        # A column of lists only as the one reference column: a list of columns names texts.
+        lists = isinstance(data.target_column, str)
+        _check_text(split, name, "data.target_column", column, lists=lists)
     return split
 
 

@@ -87,7 +87,10 @@ class TokenCache:
         digest = hashlib.sha256(f"{FORMAT_VERSION}\0{kind}\0{extra}\0".encode())
         digest.update(self._fingerprint.encode())
         for example in examples:
-            for text in (example.input, example.target):
+            target = example.target
+            if not isinstance(target, str):  # several references: all of them, in order
+                target = json.dumps(target, ensure_ascii=False)
+            for text in (example.input, target):
                 digest.update(b"\0" + text.encode())
         return digest.hexdigest()[:24]
 

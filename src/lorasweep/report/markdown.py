@@ -15,6 +15,15 @@ from lorasweep.errors import UserError
 from lorasweep.metrics import health
 from lorasweep.metrics.scoring import Scoring
 from lorasweep.report import plots
+from lorasweep.report.formatting import (
+    bold,
+    bytes_cell,
+    count_cell,
+    delta_cell,
+    number_cell,
+    params_cell,
+    score_cell,
+)
 from lorasweep.report.pareto import COST_NAMES, Tradeoff
 from lorasweep.report.recommend import (
     CHEAPEST,
@@ -24,6 +33,7 @@ from lorasweep.report.recommend import (
     power_words,
     verdict_words,
 )
+from lorasweep.report.summary import methods
 from lorasweep.report.tables import (
     PerspectiveRow,
     Row,
@@ -33,8 +43,8 @@ from lorasweep.report.tables import (
     lora_scaling_of,
     lora_variant,
 )
-from lorasweep.stats import multiplicity, power
-from lorasweep.stats.bootstrap import CONFIDENCE, GAIN, LOSS, NOISE, RESAMPLES, Delta
+from lorasweep.stats import multiplicity
+from lorasweep.stats.bootstrap import CONFIDENCE, GAIN, LOSS, NOISE
 from lorasweep.store.store import RunStore, replace_dir
 
 STAGING = ".report-"  # .report-<pid>-<random>: a build's folder until it replaces report/
@@ -121,7 +131,7 @@ def _write_into(staging: Path, store: RunStore, tables: SweepTables) -> None:
     tradeoff = plots.tradeoff_chart(
         tables.tradeoffs, staging / "quality-vs-cost.png", tables.scoring
     )
-    summary = _sweep_summary(tables)
+    summary = methods(tables)
     text = render(tables, summary, charts, tradeoff.name if tradeoff else None)
     (staging / "report.md").write_text(text)
 
@@ -171,7 +181,7 @@ def experiment_table(rows: list[Row], scoring: Scoring) -> list[str]:
             cells = [row.status] * len(keys) + [""] * 6
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
             continue
-        cells = [_bold(_score(row, k), row.is_best.get(k, False)) for k in keys]
+        cells = [bold(score_cell(row, k), row.is_best.get(k, False)) for k in keys]
         if row.is_baseline:
             cells += ["—", "—", "—", "—", "—"]
         else:
@@ -179,13 +189,13 @@ def experiment_table(rows: list[Row], scoring: Scoring) -> list[str]:
             mark = " †" if delta and delta.n_seeds < len(row.done_ids) else ""
             partial = partial or bool(mark)
             cells += [
-                _delta(delta) + mark,
-                _delta(delta.uncorrected or delta) if delta else "—",
+                delta_cell(delta) + mark,
+                delta_cell(delta.uncorrected or delta) if delta else "—",
                 f"{delta.share_at_or_below_zero:.3f}" if delta else "—",
                 verdict_words(delta),
                 power_words(delta),
             ]
-        cells.append(_params(row.cost.trainable_params))
+        cells.append(params_cell(row.cost.trainable_params))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if partial:
         lines += [
@@ -219,7 +229,7 @@ def every_metric_table(rows: list[Row], scoring: Scoring) -> list[str]:
                 cells = ["—", "—", "(the baseline)"]
             else:
                 share = f"{delta.share_at_or_below_zero:.3f}" if delta else "—"
-                cells = [_delta(delta), share, verdict_words(delta)]
+                cells = [delta_cell(delta), share, verdict_words(delta)]
             lines.append(f"| {label} | {scoring.label(key)} | {mean} | " + " | ".join(cells) + " |")
     return lines
 
@@ -239,9 +249,9 @@ def efficiency_table(rows: list[Row]) -> list[str]:
         label = f"{row.label} (baseline)" if row.is_baseline else row.label
         c = row.cost
         cells = [
-            _params(c.trainable_params), _bytes(c.adapter_bytes), _number(c.train_s),
-            _number(c.train_tokens_per_s, ",.0f"), _bytes(c.peak_memory_bytes),
-            _number(c.eval_s), _number(c.eval_tokens_per_s, ",.0f"),
+            params_cell(c.trainable_params), bytes_cell(c.adapter_bytes), number_cell(c.train_s),
+            number_cell(c.train_tokens_per_s, ",.0f"), bytes_cell(c.peak_memory_bytes),
+            number_cell(c.eval_s), number_cell(c.eval_tokens_per_s, ",.0f"),
         ]  # fmt: skip
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
@@ -277,7 +287,9 @@ def quality_cost_section(
                 cells.append("—")
                 continue
             text = (
-                _params(point.cost) if panel.cost_key == "trainable_params" else _number(point.cost)
+                params_cell(point.cost)
+                if panel.cost_key == "trainable_params"
+                else number_cell(point.cost)
             )
             cells.append(f"{text} ◆" if point.on_front else text)
         lines.append(f"| {label} | {quality[label]:.2f} | " + " | ".join(cells) + " |")
@@ -313,11 +325,11 @@ def recommendation_section(
                 delta, verdict = "— (best)", "—"
             else:
                 found = recommendation.vs_best[candidate.label]
-                delta, verdict = _delta(found), verdict_words(found)
+                delta, verdict = delta_cell(found), verdict_words(found)
             lines.append(
-                f"| {candidate.label} | {_score(row, scoring.primary)} | {delta} | {verdict} | "
-                f"{_params(candidate.trainable_params)} | "
-                f"{_number(candidate.train_tokens, ',.0f')} |"
+                f"| {candidate.label} | {score_cell(row, scoring.primary)} | {delta} | {verdict} | "
+                f"{params_cell(candidate.trainable_params)} | "
+                f"{number_cell(candidate.train_tokens, ',.0f')} |"
             )
         lines.append("")
     return lines + [" ".join(recommendation.sentences()), ""]
@@ -339,11 +351,11 @@ def _overall(tables: SweepTables) -> list[str]:
             if row is None:
                 lines.append(f"| {table.name} | `{table.factor}` | — | no finished value | | | |")
                 continue
-            delta = "—" if row.is_baseline else _delta(row.delta)
+            delta = "—" if row.is_baseline else delta_cell(row.delta)
             verdict = "(the baseline)" if row.is_baseline else verdict_words(row.delta)
             lines.append(
                 f"| {table.name} | `{table.factor}` | {choice.choice} | {BASIS[choice.reason]} "
-                f"| {_score(row, key)} | {delta} | {verdict} |"
+                f"| {score_cell(row, key)} | {delta} | {verdict} |"
             )
         lines.append("")
     lines += [" ".join(tables.overall.sentences()), ""]
@@ -353,13 +365,13 @@ def _overall(tables: SweepTables) -> list[str]:
     ids = ", ".join(f"`{r}`" for r in best.done_ids)
     highest = "Highest" if tables.scoring.direction(key) == "higher" else "Lowest"
     text = f"{highest} {name} of any configuration: **{best.label}** ({ids}), "
-    text += f"{_score(best, key)}"
+    text += f"{score_cell(best, key)}"
     if tables.tied_with_best:
         text += f" (tied with {', '.join(tables.tied_with_best)})"
     if best.is_baseline:
         text += ": the baseline itself."
     elif best.delta is not None:
-        text += f", {_delta(best.delta)} against the baseline ({verdict_words(best.delta)})."
+        text += f", {delta_cell(best.delta)} against the baseline ({verdict_words(best.delta)})."
     else:
         text += "."
     settings = tables.results[best.done_ids[0]]
@@ -383,7 +395,7 @@ def _confirmation(tables: SweepTables) -> list[str]:
     name = tables.scoring.label(key)
     if delta is None:
         sentence = (
-            f"The combination measured {name} {_score(row, key)}; it could not be "
+            f"The combination measured {name} {score_cell(row, key)}; it could not be "
             f"paired with the best single-factor configuration ({best.label})."
         )
     else:
@@ -393,9 +405,9 @@ def _confirmation(tables: SweepTables) -> list[str]:
             NOISE: "the combination neither adds up nor hurts, measurably",
         }[delta.verdict]
         sentence = (
-            f"The combination measured {name} {_score(row, key)}, {_delta(delta)} "
+            f"The combination measured {name} {score_cell(row, key)}, {delta_cell(delta)} "
             f"against the best single-factor configuration ({best.label}, "
-            f"{_score(best, key)}): {verdict_words(delta)}; {consequence}."
+            f"{score_cell(best, key)}): {verdict_words(delta)}; {consequence}."
         )
     return lines + ["", sentence, ""]
 
@@ -409,11 +421,11 @@ def _score_table(rows: list[tuple[str, Row]], scoring: Scoring) -> list[str]:
         "|---|" + "---:|" * (len(keys) + 1) + "---|",
     ]
     for name, row in rows:
-        cells = [_score(row, k) for k in keys]
+        cells = [score_cell(row, k) for k in keys]
         if row.is_baseline:
             cells += ["—", "(the baseline)"]
         else:
-            cells += [_delta(row.delta), verdict_words(row.delta)]
+            cells += [delta_cell(row.delta), verdict_words(row.delta)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
@@ -437,7 +449,7 @@ def _test(tables: SweepTables) -> list[str]:
     ]
     lines += _perspective_table(tables.test, tables.scoring, kinds=False, per_seed=seeds > 1)
     sentences = [
-        f"On the test split, the {row.name} scores {_delta(row.vs_baseline)} "
+        f"On the test split, the {row.name} scores {delta_cell(row.vs_baseline)} "
         f"{tables.scoring.label(tables.scoring.primary)} against the LoRA baseline: "
         f"{verdict_words(row.vs_baseline)}."
         for row in tables.test
@@ -484,7 +496,7 @@ def _perspective_table(
         if row.is_baseline:
             cells += ["—", "(the baseline)"]
         else:
-            cells += [_delta(row.vs_baseline), verdict_words(row.vs_baseline)]
+            cells += [delta_cell(row.vs_baseline), verdict_words(row.vs_baseline)]
         kind = f"{KINDS[row.kind]} | " if kinds else ""
         lines.append(f"| {row.name} | {kind}" + " | ".join(cells) + f" | {row.note} |")
     return lines
@@ -509,8 +521,8 @@ def _health(tables: SweepTables) -> list[str]:
         flags = "⚠ " + "; ".join(h.flags) if h.flags else "ok"
         name = f"{row.name} (`{row.run_id}`)" if row.run_id else row.name
         lines.append(
-            f"| {name} | {h.examples} | {h.empty} | {_count(h.hit_limit)} | "
-            f"{_number(h.length_ratio, '.2f')} | {_count(h.repeats_prompt)} | {flags} |"
+            f"| {name} | {h.examples} | {h.empty} | {count_cell(h.hit_limit)} | "
+            f"{number_cell(h.length_ratio, '.2f')} | {count_cell(h.repeats_prompt)} | {flags} |"
         )
     return lines + [""]
 
@@ -529,99 +541,14 @@ def _runs(tables: SweepTables) -> list[str]:
         scaling = f"{lora_scaling_of(lora):.3g} ({lora_variant(lora)})" if lora else "–"
         lines.append(
             f"| `{run_id}` | {', '.join(result.labels)} | {result.status} | {scaling} | "
-            f"{_number(timings.get('train_s'))} | {_number(timings.get('eval_s'))} | "
-            f"{_params(efficiency.get('trainable_params'))} | "
-            f"{_bytes(efficiency.get('adapter_bytes'))} | "
-            f"{_number(efficiency.get('train_tokens_per_s'), ',.0f')} | "
-            f"{_number(efficiency.get('eval_tokens_per_s'), ',.0f')} | "
-            f"{_bytes(efficiency.get('peak_memory_bytes'))} |"
+            f"{number_cell(timings.get('train_s'))} | {number_cell(timings.get('eval_s'))} | "
+            f"{params_cell(efficiency.get('trainable_params'))} | "
+            f"{bytes_cell(efficiency.get('adapter_bytes'))} | "
+            f"{number_cell(efficiency.get('train_tokens_per_s'), ',.0f')} | "
+            f"{number_cell(efficiency.get('eval_tokens_per_s'), ',.0f')} | "
+            f"{bytes_cell(efficiency.get('peak_memory_bytes'))} |"
         )
     for result in tables.results.values():
         if not result.done:
             lines += ["", f"`{result.run_id}` {result.status}: {result.error or 'unknown error'}"]
     return lines + [""]
-
-
-def _sweep_summary(tables: SweepTables) -> str:
-    sweep, scoring = tables.sweep, tables.scoring
-    evaluation = sweep.evaluation
-    seeds = [s for s in tables.seeds if s is not None]
-    training = (
-        f"trained once per seed ({', '.join(map(str, seeds))}); scores are means over seeds "
-        "± their standard deviation"
-        if len(seeds) > 1
-        else "trained once"
-    )
-    resampling = "seeds and examples (both paired)" if len(seeds) > 1 else "the examples (paired)"
-    described = "; ".join(m.describe() for m in scoring.metrics)
-    if len(scoring.metrics) > 1:
-        described += (
-            f". Deltas, verdicts and recommendations are about "
-            f"{scoring.label(scoring.primary)} (`evaluation.primary`)"
-        )
-    failed = "".join(
-        f"\n\n⚠ Metric `{name}` is left out where it failed: {reason}"
-        for name, reason in tables.failures.items()
-    )
-    return (
-        f"Model `{sweep.model}`, data `{sweep.data}`. "
-        f"Each configuration is {training}, and evaluated on the same {evaluation.size} "
-        f"examples of the `{evaluation.split}` split (shuffle seed {evaluation.seed}) "
-        f"with greedy decoding. Scores are {described}. **Bold**: the best value "
-        f"in its column.{failed}\n\n"
-        f"Δ is a difference of means against the baseline on the same examples; its "
-        f"{CONFIDENCE:.0%} interval is the percentile interval of {RESAMPLES:,} bootstrap "
-        f"resamples of {resampling}. A difference is a *significant gain* or *loss* when the "
-        f"interval excludes 0, else *within noise*. P(Δ≤0) is the share of resamples at or "
-        f"below 0.\n\n"
-        f"An experiment with k values makes k-1 comparisons with the baseline, so its verdicts "
-        f"use {multiplicity.DESCRIPTION}, each metric its own family: the {multiplicity.METHOD} "
-        f"CI is the interval at the level of the comparison's step of the procedure, and the "
-        f"uncorrected {CONFIDENCE:.0%} interval is shown beside it. The comparisons with an "
-        f"experiment's best value need no correction (*significantly best* requires every one "
-        f"of them to be significant; *within noise of the best* is the cautious side), and the "
-        f"perspective rows are single comparisons, uncorrected. *Detectable Δ* is the smallest "
-        f"difference the evaluation examples detect with {power.POWER:.0%} power (two-sided "
-        f"{power.ALPHA:.0%}), from the spread of the paired per-example differences; for a "
-        f"difference within noise it adds about how many examples would detect one of its size."
-    )
-
-
-def _score(row: Row, key: str) -> str:
-    if key not in row.metrics:
-        return "—"
-    text = f"{row.metrics[key]:.2f}"
-    return f"{text} ± {row.spread[key]:.2f}" if key in row.spread else text
-
-
-def _delta(delta: Delta | None) -> str:
-    if delta is None:
-        return "—"
-    return f"{delta.delta:+.2f} [{delta.low:+.2f}, {delta.high:+.2f}]"
-
-
-def _params(value: float | None) -> str:
-    return f"{value:,.0f}" if value is not None else ""
-
-
-def _bytes(value: float | None) -> str:
-    """Bytes in binary units: 1.5 MiB, 2.0 GiB."""
-    if value is None:
-        return ""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return ""  # unreachable: GiB ends the loop
-
-
-def _count(value: int | None) -> str:
-    return str(value) if value is not None else "—"
-
-
-def _bold(text: str, bold: bool) -> str:
-    return f"**{text}**" if bold else text
-
-
-def _number(value: float | None, spec: str = ".1f") -> str:
-    return format(value, spec) if value is not None else ""

@@ -33,7 +33,7 @@ from lorasweep.report.recommend import (
     power_words,
     verdict_words,
 )
-from lorasweep.report.summary import methods
+from lorasweep.report.summary import answer_lines, methods
 from lorasweep.report.tables import (
     PerspectiveRow,
     Row,
@@ -144,7 +144,7 @@ def render(
 ) -> str:
     """The report's Markdown text."""
     scoring = tables.scoring
-    lines = [f"# LoRA sweep report: {tables.name}", "", summary, ""]
+    lines = [f"# LoRA sweep report: {tables.name}", "", *answer_lines(tables), summary, ""]
     for table in tables.experiments:
         lines += [f"## Experiment: {table.name} (`{table.factor}`)", ""]
         lines += experiment_table(table.rows, scoring)
@@ -384,6 +384,12 @@ def _confirmation(tables: SweepTables) -> list[str]:
         return []
     lines = ["## Confirmation run", ""]
     row, best = confirmation.row, confirmation.best
+    if tables.answer is not None and tables.answer.confirmation_is_baseline:
+        return lines + [
+            f"The combination of the recommended values ({row.label}) is the baseline itself: "
+            "every experiment recommends the baseline's value, so there is nothing to confirm.",
+            "",
+        ]
     if not row.metrics:
         return lines + [f"The confirmation run ({row.label}) is {row.status}.", ""]
     lines += _score_table(

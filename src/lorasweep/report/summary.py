@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from lorasweep.report.answer import CONFIRMATION, EXPERIMENT, Answer
+from lorasweep.report.formatting import delta_cell, score_cell
+from lorasweep.report.recommend import power_words, verdict_words
 from lorasweep.report.tables import SweepTables
 from lorasweep.stats import multiplicity, power
 from lorasweep.stats.bootstrap import CONFIDENCE, RESAMPLES
@@ -51,3 +54,95 @@ def methods(tables: SweepTables) -> str:
         f"{power.ALPHA:.0%}), from the spread of the paired per-example differences; for a "
         f"difference within noise it adds about how many examples would detect one of its size."
     )
+
+
+def answer_lines(tables: SweepTables) -> list[str]:
+    """The answer first: the recommendation with its intervals, the factors that mattered and
+    those that did not, the confirmation and the largest caveat, generated from the numbers."""
+    answer, scoring = tables.answer, tables.scoring
+    if answer is None:
+        return ["**The answer:** the baseline has not finished, so there is none yet.", ""]
+    name = scoring.label(scoring.primary)
+    lines = ["## The answer", "", "- " + _recommended(answer, name)]
+    lines += [f"- {line}" for line in _factors(answer)]
+    confirmation = tables.confirmation
+    if answer.confirmation_is_baseline:
+        lines.append(
+            "- **Confirmation:** the combination of the recommended values is the baseline "
+            "itself, so there is nothing to confirm."
+        )
+    elif confirmation is not None and confirmation.row.scored and confirmation.vs_best:
+        delta = confirmation.vs_best
+        lines.append(
+            f"- **Confirmation:** the combination ({confirmation.row.label}) measured {name} "
+            f"{score_cell(confirmation.row, scoring.primary)}, {delta_cell(delta)} against the "
+            f"best single-factor configuration ({confirmation.best.label}): "
+            f"{verdict_words(delta)}."
+        )
+    if answer.caveat:
+        lines.append(f"- **Largest caveat:** {answer.caveat}.")
+    return lines + [""]
+
+
+def _recommended(answer: Answer, name: str) -> str:
+    settings = " and ".join(f"`{factor}` = {value}" for factor, value in answer.changes)
+    what = f"the baseline with {settings}" if answer.changes else "keep the baseline"
+    row = answer.measured
+    if row is None:
+        return (
+            f"**Recommended: {what}.** That combination was never run as one configuration, so "
+            "no number here measures it, and the factors may interact: train it to confirm "
+            "(a `lorasweep run` with `confirmation: true` does)."
+        )
+    interval = row.interval
+    text = f"**Recommended: {what}**"
+    if answer.source == EXPERIMENT:
+        text += f" (measured as {row.label})"
+    elif answer.source == CONFIRMATION:
+        text += " (measured by the confirmation run)"
+    text += f": {name} {score_cell(row, row.primary)}"
+    if interval is not None:
+        text += f" [{interval.low:.2f}, {interval.high:.2f}]"
+    parts = []
+    if answer.vs_baseline is not None:
+        correction = f"{multiplicity.METHOD}-corrected; " if answer.source == EXPERIMENT else ""
+        parts.append(
+            f"{delta_cell(answer.vs_baseline)} against the baseline ({correction}"
+            f"{verdict_words(answer.vs_baseline)})"
+        )
+    if answer.vs_zero_shot is not None:
+        parts.append(
+            f"{delta_cell(answer.vs_zero_shot)} against the base model zero-shot "
+            f"({verdict_words(answer.vs_zero_shot)})"
+        )
+    return text + (", " + " and ".join(parts) if parts else "") + "."
+
+
+def _factors(answer: Answer) -> list[str]:
+    if not answer.factors:
+        return []
+    mattered = [
+        f"`{f.factor}` ("
+        + ", ".join(f"{label}: {delta_cell(d)}, {verdict_words(d)}" for label, d in f.significant)
+        + ")"
+        for f in answer.factors
+        if f.significant
+    ]
+    within = [f for f in answer.factors if not f.significant]
+    lines = []
+    if mattered:
+        lines.append(
+            f"**Significant against the baseline ({multiplicity.METHOD}):** " + "; ".join(mattered)
+        )
+    if within:
+        described = []
+        for f in within:
+            if f.largest is None:
+                described.append(f"`{f.factor}` (not compared)")
+                continue
+            label, delta = f.largest
+            described.append(
+                f"`{f.factor}` (largest: {label}, {delta_cell(delta)}; {power_words(delta)})"
+            )
+        lines.append("**Within noise:** " + "; ".join(described))
+    return lines

@@ -20,6 +20,7 @@ from lorasweep.external import external_rows
 from lorasweep.metrics.health import Health, generation_health
 from lorasweep.metrics.registry import scoring_for
 from lorasweep.metrics.scoring import Scoring
+from lorasweep.report.answer import Answer, find_answer
 from lorasweep.report.pareto import COST_DIRECTIONS, Tradeoff, tradeoff
 from lorasweep.report.recommend import Candidate, Overall, Recommendation, recommend
 from lorasweep.stats.bootstrap import Delta, Interval
@@ -175,6 +176,7 @@ class SweepTables:
     scoring: Scoring | None = None  # the metrics, their keys and the primary key
     sweep: StoredSweep = field(default_factory=StoredSweep)
     failures: dict[str, str] = field(default_factory=dict)  # metric -> why it is missing
+    answer: Answer | None = None  # what the report opens with
 
 
 def build_tables(store: RunStore, rescore: bool = False) -> SweepTables:
@@ -232,6 +234,12 @@ def build_tables(store: RunStore, rescore: bool = False) -> SweepTables:
     confirmation = _confirmation(plan, results, scores, reference, best)
     base_model = results.get(plan.base_eval)
     base_model = base_model if base_model and base_model.done else None
+    health = _health(store, plan, results, scores)
+    failed = [r for r, result in results.items() if not result.done]
+    answer = find_answer(
+        baseline, experiments, overall, confirmation, health,
+        base_model.run_id if base_model else None, failed, scores,
+    )  # fmt: skip
     return SweepTables(
         name=plan.name,
         seeds=list(plan.seeds or [None]),
@@ -244,12 +252,13 @@ def build_tables(store: RunStore, rescore: bool = False) -> SweepTables:
         confirmation=confirmation,
         test=_test_rows(plan, results, scores),
         perspective=_perspective(store, plan, sweep, baseline, best, confirmation, results, scores),
-        health=_health(store, plan, results, scores),
+        health=health,
         results=results,
         tradeoffs=_tradeoffs(candidates, confirmation, scoring),
         scoring=scoring,
         sweep=sweep,
         failures=dict(scores.failures),
+        answer=answer,
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``lorasweep`` command: run, report, status, demo.
+"""The ``lorasweep`` command: run, report, status, demo, export, score, analyze.
 
 A user's mistake (config, data, paths) prints one line per problem and exits with status 2,
 without a traceback and before anything is written. A sweep with failed runs exits with 1.
@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lorasweep import __version__
-from lorasweep.cli import export, score
+from lorasweep.cli import analyze, export, score
 from lorasweep.errors import UserError
 from lorasweep.paths import check_output_dir
 
@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 
     export.add_parser(commands)
     score.add_parser(commands)
+    analyze.add_parser(commands)
     return parser
 
 

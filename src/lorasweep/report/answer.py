@@ -150,7 +150,7 @@ def _caveat(
     if undecided:
         factor, (label, delta) = max(undecided, key=lambda item: abs(item[1][1].delta))
         found = power_of(delta.uncorrected or delta)
-        if found is not None:
+        if found is not None and found.mde > 0:
             text = (
                 f"the evaluation set detects differences of about ±{found.mde:.2f} (80% power); "
                 f"`{factor.factor}` = {label} differs from the baseline by {delta.delta:+.2f}"

@@ -12,8 +12,7 @@ from lorasweep.stats.bootstrap import CONFIDENCE, RESAMPLES
 
 def methods(tables: SweepTables) -> str:
     """How the numbers were made: model, data, examples, metrics, intervals, corrections."""
-    sweep, scoring = tables.sweep, tables.scoring
-    evaluation = sweep.evaluation
+    scoring = tables.scoring
     seeds = [s for s in tables.seeds if s is not None]
     training = (
         f"trained once per seed ({', '.join(map(str, seeds))}); scores are means over seeds "
@@ -33,11 +32,8 @@ def methods(tables: SweepTables) -> str:
         for name, reason in tables.failures.items()
     )
     return (
-        f"Model `{sweep.model}`, data `{sweep.data}`. "
-        f"Each configuration is {training}, and evaluated on the same {evaluation.size} "
-        f"examples of the `{evaluation.split}` split (shuffle seed {evaluation.seed}) "
-        f"with greedy decoding. Scores are {described}. **Bold**: the best value "
-        f"in its column.{failed}\n\n"
+        _provenance(tables, training)
+        + f" Scores are {described}. **Bold**: the best value in its column.{failed}\n\n"
         f"Δ is a difference of means against the baseline on the same examples; its "
         f"{CONFIDENCE:.0%} interval is the percentile interval of {RESAMPLES:,} bootstrap "
         f"resamples of {resampling}. A difference is a *significant gain* or *loss* when the "
@@ -53,6 +49,31 @@ def methods(tables: SweepTables) -> str:
         f"difference the evaluation examples detect with {power.POWER:.0%} power (two-sided "
         f"{power.ALPHA:.0%}), from the spread of the paired per-example differences; for a "
         f"difference within noise it adds about how many examples would detect one of its size."
+    )
+
+
+def _provenance(tables: SweepTables, training: str) -> str:
+    """Where the predictions come from: this sweep's runs, or a study's files."""
+    sweep = tables.sweep
+    evaluation = sweep.evaluation
+    described = ", ".join(f"{name} `{value}`" for name, value in
+                          (("model", sweep.model), ("data", sweep.data)) if value)  # fmt: skip
+    if sweep.analysis:
+        paired = " and ".join(
+            {"id": "id", "input": "input text"}.get(by, by) for by in sweep.analysis["paired_by"]
+        )
+        return (
+            (f"Study of {described}. " if described else "")
+            + f"The predictions were made outside lorasweep, one file per configuration, "
+            f"listed in `{sweep.analysis['study']}`; the baseline is "
+            f"{sweep.analysis['baseline']}. Every file is scored here on the baseline's "
+            f"{evaluation.size} examples" + (f", paired with it by {paired}." if paired else ".")
+        )
+    return (
+        f"Model `{sweep.model}`, data `{sweep.data}`. "
+        f"Each configuration is {training}, and evaluated on the same {evaluation.size} "
+        f"examples of the `{evaluation.split}` split (shuffle seed {evaluation.seed}) "
+        f"with greedy decoding."
     )
 
 

@@ -583,6 +583,9 @@ def _ids(row: Row) -> str:
 
 def describe_run(result: RunResult) -> str:
     """The settings that distinguish LoRA runs, in one line."""
+    if "lora" not in result.config or "training" not in result.config:  # analyzed elsewhere
+        predictions = result.config.get("analysis", {}).get("predictions")
+        return ", ".join(result.labels) + (f" (`{predictions}`)" if predictions else "")
     lora, training = result.config["lora"], result.config["training"]
     modules = lora["target_modules"]
     modules = modules if isinstance(modules, str) else ", ".join(modules)

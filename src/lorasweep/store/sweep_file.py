@@ -29,6 +29,9 @@ class StoredSweep:
     data: str = ""
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     reported: list[ReportedRow] = field(default_factory=list)
+    # Set for a store ``lorasweep analyze`` built: the study file, the baseline's label, the
+    # examples and how the files were paired.
+    analysis: dict = field(default_factory=dict)
 
 
 def read_sweep(root: str | Path) -> StoredSweep:
@@ -49,6 +52,7 @@ def read_sweep(root: str | Path) -> StoredSweep:
             data=str((raw.get("data") or {}).get("source", "")),
             evaluation=EvaluationConfig.model_validate(raw.get("evaluation") or {}),
             reported=[ReportedRow.model_validate(r) for r in raw.get("reported") or []],
+            analysis=dict(raw.get("analysis") or {}),
         )
     except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as err:
         raise StoreError(f"{path}: damaged ({type(err).__name__}); rerun `lorasweep run`") from None

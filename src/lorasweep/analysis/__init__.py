@@ -1,0 +1,1 @@
+"""``lorasweep analyze``: the sweep report for runs trained elsewhere, from their predictions."""

@@ -1,8 +1,10 @@
 """Several references per example, end to end: a sweep, its test split, the report and score.
 
-The data holds three reference columns (``data.target_column: [summary1, summary2, summary3]``),
-the shape of corpora such as DialogSum's test split. Training learns the first; every metric
-takes each example's best over the three, the same numbers ``lorasweep score`` computes.
+The data is shaped like DialogSum: the training split has one reference column (``summary``),
+the evaluation and test splits three (``summary1``-``summary3``), and ``data.target_column:
+[summary, summary1, summary2, summary3]`` names them all; each split uses the columns it has.
+Training learns the first; every metric takes each example's best over the references, the same
+numbers ``lorasweep score`` computes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from lorasweep.builtin.corpus import generate_dialogues
 from lorasweep.builtin.tiny_model import TinyRecipe, build_tiny_model
 from lorasweep.cli.main import main
 from lorasweep.config.load import load_sweep
-from lorasweep.data.sources import load_eval, load_train
+from lorasweep.data.sources import describe_references, load_eval, load_train
 from tests.conftest import sweep_dict, write_yaml
 
 # Generic chat words the small model below learns to produce: the third reference earns
@@ -26,9 +28,15 @@ from tests.conftest import sweep_dict, write_yaml
 GENERIC = "I will be there, you can come and see me"
 
 
-def _rows(n: int, seed: int) -> list[dict]:
+COLUMNS = ["summary", "summary1", "summary2", "summary3"]
+
+
+def _rows(n: int, seed: int, references: int) -> list[dict]:
     rows = []
     for i, r in enumerate(generate_dialogues(n, seed)):
+        if references == 1:
+            rows.append({"id": r["id"], "dialogue": r["dialogue"], "summary": r["summary"]})
+            continue
         second = r["summary"].split(" and ")[0] + "."  # a shorter paraphrase
         third = GENERIC if i % 3 else ""  # some examples have two references only
         rows.append(
@@ -41,8 +49,10 @@ def _rows(n: int, seed: int) -> list[dict]:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("three-references")
-    for name, n, seed in (("train", 40, 21), ("validation", 12, 22), ("test", 12, 23)):
-        text = "".join(json.dumps(r) + "\n" for r in _rows(n, seed))
+    for name, n, seed, references in (
+        ("train", 40, 21, 1), ("validation", 12, 22, 3), ("test", 12, 23, 3)
+    ):  # fmt: skip
+        text = "".join(json.dumps(r) + "\n" for r in _rows(n, seed, references))
         (out / f"{name}.jsonl").write_text(text)
     return out
 
@@ -60,7 +70,7 @@ def chatty_model(tmp_path_factory):
 def sweep(chatty_model, data, tmp_path_factory):
     root = tmp_path_factory.mktemp("multi-ref-sweep")
     raw = sweep_dict(chatty_model, data)
-    raw["data"]["target_column"] = ["summary1", "summary2", "summary3"]
+    raw["data"]["target_column"] = COLUMNS
     raw["generation"]["max_new_tokens"] = 24
     raw["experiments"] = [{"name": "rank", "factor": "lora.r", "values": [4, 8]}]
     raw["test"] = {"split": "test", "size": 8, "seed": 1}
@@ -83,8 +93,7 @@ def test_training_learns_the_first_reference_and_evaluation_keeps_all(sweep, dat
     config, _ = sweep
     sweep_config = load_sweep(config)
     train = load_train(sweep_config.data)
-    rows = _rows(40, 21)
-    assert [e.target for e in train] == [r["summary1"] for r in rows]
+    assert [e.target for e in train] == [r["summary"] for r in _rows(40, 21, 1)]
     evaluation = load_eval(sweep_config.data, sweep_config.evaluation)
     assert all(isinstance(e.target, list) and 2 <= len(e.target) <= 3 for e in evaluation)
     assert any(len(e.target) == 2 for e in evaluation)  # the empty third is dropped
@@ -137,12 +146,21 @@ def test_score_on_a_runs_predictions_gives_the_sweeps_numbers(sweep, tmp_path, c
     assert f"{mean:.2f} [" in printed
 
 
+def test_the_run_says_which_columns_each_split_uses(sweep):
+    config, _ = sweep
+    data = load_sweep(config).data
+    splits = {"train": "train", "evaluation": "validation", "test": "test"}
+    assert describe_references(data, splits) == (
+        "references: summary (train); summary1, summary2, summary3 (validation, test)"
+    )
+
+
 @pytest.mark.parametrize(
     ("target", "message"),
     [
         ([], "data.target_column: an empty list; name at least one column"),
         (["summary1", "summary1"], "a column is named twice"),
-        (["summary1", "nope"], "data.target_column: no column 'nope' in 'train'"),
+        (["nope", "none"], "data.target_column: none of 'nope', 'none' is in 'train'"),
     ],
 )
 def test_bad_reference_columns_are_one_line(chatty_model, data, tmp_path, capsys, target, message):

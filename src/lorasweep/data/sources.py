@@ -92,7 +92,7 @@ def _examples(split: datasets.Dataset, data: DataConfig) -> list[Example]:
     if isinstance(data.target_column, str):
         targets = [_target(t) for t in split[data.target_column]]
     else:  # one reference per column: a list per example, in the columns' order
-        columns = [split[c] for c in data.target_columns]
+        columns = [split[c] for c in reference_columns(data, split)]
         targets = [_target([column[i] for column in columns]) for i in range(len(inputs))]
     return [
         Example(str(ids[i]) if ids is not None else str(i), inputs[i] or "", targets[i])
@@ -111,18 +111,43 @@ def _checked_split(data: DataConfig, name: str, field: str) -> datasets.Dataset:
     split = load_split(data.source, name, field)
     if len(split) == 0:
         raise UserError(f"{field}: split {name!r} of {data.source} is empty")
+    present = ", ".join(split.column_names)
     columns = [("data.input_column", data.input_column)]
-    columns += [("data.target_column", c) for c in data.target_columns]
+    if isinstance(data.target_column, str):
+        columns.append(("data.target_column", data.target_column))
+    elif not reference_columns(data, split):
+        listed = ", ".join(repr(c) for c in data.target_columns)
+        raise UserError(f"data.target_column: none of {listed} is in {name!r}; columns: {present}")
     for field_name, column in columns:
         if column not in split.column_names:
-            present = ", ".join(split.column_names)
             raise UserError(f"{field_name}: no column {column!r} in {name!r}; columns: {present}")
     _check_text(split, name, "data.input_column", data.input_column, lists=False)
-    for column in data.target_columns:
+    for column in reference_columns(data, split):
         # A column of lists only as the one reference column: a list of columns names texts.
         lists = isinstance(data.target_column, str)
         _check_text(split, name, "data.target_column", column, lists=lists)
     return split
+
+
+def reference_columns(data: DataConfig, split: datasets.Dataset) -> list[str]:
+    """The reference columns ``split`` has. A list of columns may name some a split lacks
+    (DialogSum: ``summary`` in train, ``summary1``-``summary3`` in test): each split uses the
+    ones it has, at least one."""
+    if isinstance(data.target_column, str):
+        return [data.target_column]
+    return [c for c in data.target_columns if c in split.column_names]
+
+
+def describe_references(data: DataConfig, splits: dict[str, str]) -> str:
+    """``references: summary (train); summary1, summary2, summary3 (test)``, for a list of
+    columns: which of them each split's examples use."""
+    if isinstance(data.target_column, str):
+        return ""
+    by_columns: dict[str, list[str]] = {}
+    for name in dict.fromkeys(splits.values()):
+        columns = ", ".join(reference_columns(data, load_split(data.source, name)))
+        by_columns.setdefault(columns, []).append(name)
+    return "references: " + "; ".join(f"{c} ({', '.join(n)})" for c, n in by_columns.items())
 
 
 def _check_text(split: datasets.Dataset, name: str, field: str, column: str, lists: bool) -> None:

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lorasweep.config.plan import Plan, Unit, target_fields
 from lorasweep.config.schema import ExecutionConfig
+from lorasweep.data.sources import describe_references
 from lorasweep.executors.base import Events, Executor
 from lorasweep.store.records import UnitKind
 from lorasweep.store.store import RunStore
@@ -74,10 +75,15 @@ def prepare(plan: Plan, console: Console) -> SweepResources:
     sweep = plan.sweep
     resources = load_resources(sweep, log=console.print, status=console.status)
     check_targets(target_fields(plan), linear_module_names(resources.model))
+    splits = {"train": sweep.data.train_split, "evaluation": sweep.evaluation.split}
+    if sweep.test is not None:
+        splits["test"] = sweep.test.split
+    references = describe_references(sweep.data, splits)
     console.print(
         f"Data: {len(resources.train_examples)} training examples, "
         f"{len(resources.eval_examples)} evaluation examples "
-        f"({sweep.evaluation.split}, seed {sweep.evaluation.seed})."
+        f"({sweep.evaluation.split}, seed {sweep.evaluation.seed})"
+        + (f"; {references}." if references else ".")
     )
     return resources
 

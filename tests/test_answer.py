@@ -44,7 +44,7 @@ def test_one_change_is_answered_with_its_own_run_and_intervals(tmp_path):
     assert "against the base model zero-shot (significant gain)" in zero_shot
     # rank (16 gains) and lr (5e-4 loses) mattered; target modules did not.
     significant = next(line for line in answer.splitlines() if "Significant" in line)
-    assert "`lora.r` (16: +6.00" in significant and "significant gain" in significant
+    assert "`lora.r` (16: +6.00 [+5.10, +6.90] gain)" in significant
     assert "`training.learning_rate` (5e-4: -7.99" in significant  # clipped at 0
     within = next(line for line in answer.splitlines() if "Within noise" in line)
     assert "`lora.target_modules` (largest: attention, +0.50" in within

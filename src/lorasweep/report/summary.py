@@ -144,7 +144,7 @@ def _factors(answer: Answer) -> list[str]:
         return []
     mattered = [
         f"`{f.factor}` ("
-        + ", ".join(f"{label}: {delta_cell(d)}, {verdict_words(d)}" for label, d in f.significant)
+        + ", ".join(f"{label}: {delta_cell(d)} {d.verdict}" for label, d in f.significant)
         + ")"
         for f in answer.factors
         if f.significant

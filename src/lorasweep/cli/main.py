@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lorasweep import __version__
-from lorasweep.cli import export, score
+from lorasweep.cli import baselines, export, score
 from lorasweep.errors import UserError
 from lorasweep.paths import check_output_dir
 
@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         "--ray-address",
         help="with --executor ray: the cluster to join (auto, host:port, ray://...)",
     )
+    baselines.add_refresh_flag(run)
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="rebuild the report from a sweep folder")
@@ -91,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
     export.add_parser(commands)
     score.add_parser(commands)
+    baselines.add_parser(commands)
     return parser
 
 
@@ -107,13 +109,15 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         sweep = sweep.model_copy(update={"execution": sweep.execution.model_copy(update=execution)})
     out = args.out or Path("runs") / sweep.name
     return _run_sweep(
-        sweep, out, console, dry_run=args.dry_run, retry_failed=args.retry_failed, wait=args.wait
-    )
+        sweep, out, console, dry_run=args.dry_run, retry_failed=args.retry_failed, wait=args.wait,
+        refresh_baselines=args.refresh_baselines,
+    )  # fmt: skip
 
 
 def _run_sweep(
-    sweep, out: Path, console: Console, dry_run: bool, retry_failed: bool, wait: bool = False
-) -> int:
+    sweep, out: Path, console: Console, dry_run: bool, retry_failed: bool, wait: bool = False,
+    refresh_baselines: bool = False,
+) -> int:  # fmt: skip
     from lorasweep.config.plan import build_plan
     from lorasweep.executors.base import build_executor
     from lorasweep.executors.driver import run_sweep
@@ -131,6 +135,7 @@ def _run_sweep(
     check_model(plan, console, dry_run)
     examples = check_data(sweep, console, dry_run)
     check_metrics(sweep.evaluation, examples[0] if examples else None)
+    api = baselines.Baselines(sweep, out, examples, refresh_baselines)  # keys, before training
     if dry_run:
         console.print("Dry run: nothing was trained or written.")
         return 0
@@ -139,6 +144,7 @@ def _run_sweep(
     outcome = run_sweep(
         plan, store, console, executor, retry_failed=retry_failed, tracker=tracker, wait=wait
     )
+    api_failed = [r.name for r in api.run(console) if not r.done]
     report = write_report(store)
     tracker.end_sweep(report.parent)
     console.print(
@@ -150,8 +156,10 @@ def _run_sweep(
     if outcome.failed and not retry_failed:
         console.print("Rerun with --retry-failed to run the failed runs again.")
     console.print(f"Report: {report}")
+    for name in api_failed:
+        console.print(f"  baseline {name} failed: see {out}/baselines/{name}/result.json")
     warn_damaged(store)
-    return EXIT_FAILED_RUNS if outcome.failed else 0
+    return EXIT_FAILED_RUNS if outcome.failed or api_failed else 0
 
 
 def _print_plan(plan, console: Console) -> None:

@@ -347,6 +347,17 @@ class GenerationConfig(Section):
     # At most the model's context length (preflight.check_model).
     max_new_tokens: Annotated[int, Number, Field(gt=0, le=MAX_TOKENS)] | Literal["auto"] = "auto"
     batch_size: Annotated[int, Number, Field(gt=0, le=MAX_BATCH)] = 16
+    # hf: transformers in this process. vllm: vLLM's multi-LoRA engine in its own process, one
+    # engine per sweep (GPU; `vllm_python`: an interpreter with vllm installed, default this one).
+    backend: Literal["hf", "vllm"] = "hf"
+    vllm_python: str | None = None
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What shapes the predictions: the backend only when it is not hf (so runs keep the ids
+        they had before backends existed); never the interpreter that runs it."""
+        exclude = {"vllm_python"} | ({"backend"} if self.backend == "hf" else set())
+        return self.model_dump(exclude=exclude)
 
 
 class BaselineConfig(Section):
@@ -455,6 +466,9 @@ class ReportedRow(Section):
         return {**{k: v for k, v in rouge.items() if v is not None}, **self.scores}
 
 
+from lorasweep.config.baselines import ApiBaseline  # noqa: E402  (builds on Section above)
+
+
 class SweepConfig(Section):
     """A whole study: shared model, data, prompt and evaluation; a baseline; experiments."""
 
@@ -475,6 +489,7 @@ class SweepConfig(Section):
     # one-factor-at-a-time assumption that the factors do not interact.
     confirmation: bool = True
     test: TestSplitConfig | None = None
+    baselines: list[ApiBaseline] = Field(default_factory=list)  # API models asked the prompts
 
     @model_validator(mode="after")
     def _quantization_options(self) -> SweepConfig:
@@ -513,4 +528,8 @@ class SweepConfig(Section):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"experiments: name {duplicates[0]!r} is used twice")
+        names = [b.name for b in self.baselines]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"baselines: name {duplicates[0]!r} is used twice")
         return self

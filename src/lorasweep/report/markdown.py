@@ -48,6 +48,7 @@ KINDS = {
     "measured": "measured",
     "extractive": "extractive, no model",
     "external": "external predictions",
+    "api": "API model, measured here",
     "reported": "**reported**, not measured",
 }
 

@@ -133,6 +133,10 @@ def _run_sweep(
     plan = build_plan(sweep)
     _print_plan(plan, console)
     check_model(plan, console, dry_run)
+    if sweep.generation.backend == "vllm":
+        from lorasweep.evaluation.vllm_backend import check_vllm
+
+        console.print(f"Generation: vLLM {check_vllm(plan, out)}, one engine for the sweep.")
     examples = check_data(sweep, console, dry_run)
     check_metrics(sweep.evaluation, examples[0] if examples else None)
     api = baselines.Baselines(sweep, out, examples, refresh_baselines)  # keys, before training

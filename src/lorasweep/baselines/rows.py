@@ -7,7 +7,7 @@ from typing import Any
 
 from lorasweep.baselines.run import BASELINES_DIR
 from lorasweep.store.records import BASELINE_ADVICE, BaselineResult
-from lorasweep.store.store import read_json, read_jsonl
+from lorasweep.store.store import read_json, read_jsonl, result_files
 
 
 def baseline_rows(root: Path) -> list[tuple[BaselineResult, list[dict[str, Any]]]]:
@@ -17,14 +17,9 @@ def baseline_rows(root: Path) -> list[tuple[BaselineResult, list[dict[str, Any]]
     Raises:
         StoreError: A record or predictions file is damaged (the message says what to do).
     """
-    folder = Path(root) / BASELINES_DIR
-    if not folder.is_dir():
-        return []
     out = []
-    for path in sorted(folder.iterdir()):
-        result = path / "result.json"
-        if result.is_file():
-            record = BaselineResult.from_json(read_json(result, BASELINE_ADVICE), result)
-            predictions = read_jsonl(path / "predictions.jsonl", BASELINE_ADVICE)
-            out.append((record, predictions if record.done else []))
+    for result in result_files(Path(root) / BASELINES_DIR):
+        record = BaselineResult.from_json(read_json(result, BASELINE_ADVICE), result)
+        predictions = read_jsonl(result.parent / "predictions.jsonl", BASELINE_ADVICE)
+        out.append((record, predictions if record.done else []))
     return out

@@ -111,22 +111,6 @@ def check_keys(
         raise UserError(*problems)
 
 
-def run_baselines(
-    sweep: SweepConfig,
-    root: Path,
-    examples: Sequence[Example],
-    shots: Sequence[Example],
-    console: Console,
-    refresh: bool = False,
-    client_factory: ClientFactory = HttpChatClient,
-) -> list[BaselineResult]:
-    """Every baseline of ``sweep``, one after another; a failed one does not stop the rest."""
-    return [
-        run_baseline(b, sweep, root, examples, shots, console, refresh, client_factory)
-        for b in sweep.baselines
-    ]
-
-
 def run_baseline(
     baseline: ApiBaseline,
     sweep: SweepConfig,

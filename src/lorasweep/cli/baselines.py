@@ -55,14 +55,17 @@ class Baselines:
 
     def run(self, console: Console) -> list:
         """Ask every baseline; returns their records (a failed one says why)."""
-        from lorasweep.baselines.run import run_baselines
+        from lorasweep.baselines.run import run_baseline
         from lorasweep.executors.driver import lock
 
         if not self.sweep.baselines:
             return []
-        with lock(self.root):
-            return run_baselines(self.sweep, self.root, self.examples, self.shots, console,
-                                 self.refresh)  # fmt: skip
+        with lock(self.root):  # one after another; a failed one does not stop the rest
+            return [
+                run_baseline(b, self.sweep, self.root, self.examples, self.shots, console,
+                             self.refresh)
+                for b in self.sweep.baselines
+            ]  # fmt: skip
 
 
 def _baselines(args: argparse.Namespace, console: Console) -> int:

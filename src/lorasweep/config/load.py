@@ -263,7 +263,9 @@ def _suggestion(loc: tuple, root: type[BaseModel] | None) -> str:
         for name in section.model_fields
     ]
     # The nearest place first: baseline.lora.seed suggests baseline.training.seed first.
-    elsewhere.sort(key=lambda item: -len(os.path.commonprefix([item[0], place])))
+    # Whole sections, not characters: baselines[] is no nearer to baseline.lora than evaluation.
+    parts = place.split(".")
+    elsewhere.sort(key=lambda item: -len(os.path.commonprefix([item[0].split("."), parts])))
     if key in {name for _, name in elsewhere}:
         return _did_you_mean([dotted for dotted, name in elsewhere if name == key])
     close = difflib.get_close_matches(key, names, n=1) or [

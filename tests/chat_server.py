@@ -29,7 +29,7 @@ def answer_for(user_message: str) -> str:
 class Behaviour:
     """What the server does; tests set it, the handler reads it."""
 
-    key: str = KEY
+    key: str | None = KEY  # None: no authentication
     rate_limit_first: int = 0  # this many requests get 429 + Retry-After first
     retry_after: str = "1"
     fail_500: bool = False
@@ -63,7 +63,7 @@ class ChatServer:
                     number = len(b.requests)
                 if self.path != "/v1/chat/completions":
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
-                if self.headers.get("Authorization") != f"Bearer {b.key}":
+                if b.key is not None and self.headers.get("Authorization") != f"Bearer {b.key}":
                     given = self.headers.get("Authorization", "")
                     return self._send(
                         401, {"error": {"message": f"Incorrect API key provided: {given[7:]}"}}

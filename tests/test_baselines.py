@@ -95,9 +95,20 @@ def test_one_request_per_example_then_none_and_the_rouge_its_answers_earn(
     assert main(["baselines", str(config), "--out", str(out), "--refresh-baselines"]) == 0
     assert len(behaviour.requests) == 16
     assert all(h["Authorization"] == f"Bearer {KEY}" for h in behaviour.headers)
+    assert main(["status", str(out)]) == 0
     printed = capsys.readouterr()
+    assert f"chat  done      API baseline (local-chat)  ROUGE-L {expected:.2f}" in printed.out
     leaks = [str(p) for p in out.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
     assert not leaks and KEY not in printed.out + printed.err
+
+    # A damaged record: the report stops in one line; the next `baselines` writes it again.
+    (out / "baselines/chat/result.json").write_text('{"name": "chat", "sta')
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "baselines/chat/result.json: damaged" in err[0]
+    assert "rerun `lorasweep baselines`" in err[0]
+    assert main(["baselines", str(config), "--out", str(out)]) == 0
+    assert len(behaviour.requests) == 16 and _result(out)["status"] == "done"
 
 
 def test_a_429_is_retried_after_its_retry_after(
@@ -237,6 +248,24 @@ def test_the_row_is_paired_with_the_lora_baseline_and_truncation_counts_in_healt
     assert health.health.hit_limit == 8 and any("max_new_tokens" in f for f in health.health.flags)
     assert main(["run", str(config), "--out", str(out)]) == 0  # all done, all cached
     assert len(behaviour.requests) == 8
+
+
+def test_a_server_without_keys_behind_a_proxy_setting_and_a_wrong_base_url(
+    server, micro_model, dialogue_dir, tmp_path, monkeypatch
+):
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens: never used here
+    behaviour = server.reset(key=None)
+    config = _config(tmp_path, micro_model, dialogue_dir, server, api_key_env=None)
+    out = tmp_path / "out"
+    assert main(["baselines", str(config), "--out", str(out)]) == 0
+    assert len(behaviour.requests) == 8
+    assert not any("Authorization" in h for h in behaviour.headers)
+    root = server.url.removesuffix("/v1")
+    config = _config(tmp_path, micro_model, dialogue_dir, server, api_key_env=None, base_url=root)
+    assert main(["baselines", str(config), "--out", str(out)]) == 1
+    error = _result(out)["error"]
+    assert "HTTP 404" in error and "is base_url the API root" in error
 
 
 def test_retries_back_off_exponentially_and_honour_retry_after():

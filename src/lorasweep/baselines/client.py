@@ -13,6 +13,7 @@ import json
 import random
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,29 +106,33 @@ class HttpChatClient:
     Args:
         base_url: The API root, e.g. ``https://api.openai.com/v1``.
         api_key: The key; only ever placed in the Authorization header, and removed from any
-            error message a server echoes it in.
+            error message a server echoes it in. Empty: no Authorization header.
         timeout: Seconds to wait for a reply.
     """
 
     def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
         self.endpoint = f"{base_url.rstrip('/')}/chat/completions"
-        self._key = api_key
+        self._key = api_key.strip()
         self.timeout = timeout
+        # A server on this machine is asked directly, whatever http_proxy says.
+        host = urllib.parse.urlsplit(self.endpoint).hostname or ""
+        local = host in ("localhost", "127.0.0.1", "::1")
+        self._opener = urllib.request.build_opener(
+            *([urllib.request.ProxyHandler({})] if local else [])
+        )
 
     def complete(self, request: ChatRequest) -> ChatReply:
-        http = urllib.request.Request(
-            self.endpoint,
-            data=json.dumps(request.body()).encode("utf-8"),
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {self._key}",
-                "User-Agent": f"lorasweep/{__version__}",
-            },  # fmt: skip
-            method="POST",
-        )
+        headers = {"Content-Type": "application/json", "User-Agent": f"lorasweep/{__version__}"}
+        if self._key:  # a server without authentication gets no header
+            headers["Authorization"] = f"Bearer {self._key}"
+        data = json.dumps(request.body()).encode("utf-8")
         try:
-            with urllib.request.urlopen(http, timeout=self.timeout) as response:
+            http = urllib.request.Request(self.endpoint, data, headers, method="POST")
+            with self._opener.open(http, timeout=self.timeout) as response:
                 raw = response.read()
+        except ValueError:  # http.client refuses a header value (a key with a newline in it)
+            message = "the key is not a valid HTTP header value (a stray newline?)"
+            raise ApiError(message, False) from None
         except urllib.error.HTTPError as err:
             raise self._http_error(err) from None
         except TimeoutError:
@@ -151,6 +156,8 @@ class HttpChatClient:
         message = f"HTTP {status} from {self.endpoint}" + (f": {detail}" if detail else "")
         if status in (401, 403):
             message += " (check the key)"
+        elif status == 404:
+            message += " (is base_url the API root, such as http://host:8000/v1?)"
         retryable = status in (408, 409, 429) or status >= 500
         return ApiError(message, retryable, retry_after(err.headers.get("Retry-After")))
 

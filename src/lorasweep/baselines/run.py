@@ -97,7 +97,7 @@ def check_keys(
     cache = ResponseCache(root)
     problems = []
     for i, baseline in enumerate(sweep.baselines):
-        if os.environ.get(baseline.api_key_env):
+        if baseline.api_key_env is None or os.environ.get(baseline.api_key_env):
             continue
         asked = questions(baseline, sweep, examples, shots)
         unanswered = len(asked) if refresh else sum(1 for q in asked if cache.get(q.key) is None)
@@ -177,8 +177,8 @@ def _ask(
     can fix (a wrong key, an unknown model) stops the requests not yet sent, which would all
     fail the same way.
     """
-    client = client_factory(baseline.base_url, os.environ.get(baseline.api_key_env, ""),
-                            baseline.timeout)  # fmt: skip
+    key = os.environ.get(baseline.api_key_env, "") if baseline.api_key_env else ""
+    client = client_factory(baseline.base_url, key, baseline.timeout)
     endpoint = endpoint_of(baseline)
     hopeless = threading.Event()
     errors: list[str] = []
@@ -196,6 +196,11 @@ def _ask(
                 errors.append(str(err))
             if not err.retryable:
                 hopeless.set()
+            return
+        except Exception as err:  # a client's own bug: a failed request, never a traceback
+            error = f"{type(err).__name__}: {err}"
+            with lock:
+                errors.append(error.replace(key, "***") if key else error)
             return
         cache.put(question.key, endpoint, question.request, reply)
         with lock:

@@ -253,6 +253,7 @@ def _change_scoring(store, path: Path, console: Console) -> None:
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
+    from lorasweep.baselines.rows import baseline_rows
     from lorasweep.metrics.registry import scoring_for
     from lorasweep.stats.scores import ExampleScores
     from lorasweep.store.store import open_sweep
@@ -274,6 +275,10 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         elif store.damage(unit.run_id):
             detail = "result.json damaged: not done"
         console.print(f"{unit.run_id}  {status:<9} {unit.label}  {detail}")
+    for record, _ in baseline_rows(store.root):  # API baselines: not units, rows of the report
+        detail = f"{label} {record.metrics.get(primary, float('nan')):.2f}" if record.done else ""
+        console.print(f"{record.name}  {record.status.value:<9} API baseline ({record.model})  "
+                      f"{detail or record.error or ''}")  # fmt: skip
     console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     warn_damaged(store)
     return 0

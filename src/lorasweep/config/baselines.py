@@ -42,7 +42,10 @@ class ApiBaseline(Section):
     model: str = Field(min_length=1)
     base_url: Annotated[str, AfterValidator(_http_url)] = OPENAI_URL
     # The environment variable holding the key; the key itself is never written anywhere.
-    api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # null: a server that needs no key (a local vLLM or llama.cpp server started without one).
+    api_key_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = (
+        "OPENAI_API_KEY"
+    )
     # 0: greedy, as the sweep's own models decode; always sent (servers default otherwise).
     temperature: Annotated[float, Number, Field(ge=0, le=2)] = 0
     max_tokens: Annotated[int, Number, Field(gt=0, le=MAX_TOKENS)] = 256  # reply cap

@@ -78,7 +78,7 @@ def vllm_version(sweep: SweepConfig) -> str:
     Raises:
         UserError: The interpreter is missing, or cannot import vllm.
     """
-    python = sweep.generation.vllm_python or sys.executable
+    python = worker_python(sweep)
     field = "generation.vllm_python" if sweep.generation.vllm_python else "generation.backend"
     try:
         done = subprocess.run(
@@ -94,6 +94,13 @@ def vllm_version(sweep: SweepConfig) -> str:
             "(GPU only) and set generation.vllm_python to it, or set generation.backend: hf"
         )
     return done.stderr.strip().splitlines()[-1]
+
+
+def worker_python(sweep: SweepConfig) -> str:
+    """The interpreter that runs the worker: ``generation.vllm_python`` (``~`` expanded), else
+    this one."""
+    configured = sweep.generation.vllm_python
+    return str(Path(configured).expanduser()) if configured else sys.executable
 
 
 def _run_fields(plan: Plan):
@@ -171,7 +178,7 @@ class VllmEngine:
     def _start(self) -> None:
         if self._process is not None:
             return
-        python = self.sweep.generation.vllm_python or sys.executable
+        python = worker_python(self.sweep)
         self._process = subprocess.Popen(
             [python, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )

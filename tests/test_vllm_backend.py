@@ -74,6 +74,7 @@ def test_switching_to_vllm_evaluates_the_stored_adapters_through_one_engine(
     kwargs = engines[0]["kwargs"]
     assert kwargs["model"] == str(micro_model) and kwargs["enable_lora"] is True
     assert kwargs["max_lora_rank"] == 8 and kwargs["generation_config"] == "vllm"
+    assert kwargs["dtype"] == "float32"  # model.dtype auto, as the hf backend resolved it
     generates = [c for c in calls if c["call"] == "generate"]
     assert len(generates) == 3 and {c["pid"] for c in calls} == {engines[0]["pid"]}
     model = AutoModelForCausalLM.from_pretrained(micro_model)
@@ -114,6 +115,34 @@ def test_a_sweep_trained_under_vllm_is_evaluated_from_its_saved_adapters(
         str(adapter.resolve()),
     ]
     assert all(r["status"] == "done" for r in _results(out).values())
+
+
+@pytest.mark.parametrize(
+    ("fail", "error"),
+    [
+        ("raise", "VllmError: RuntimeError: CUDA out of memory (fake)"),
+        ("exit", "VllmError: the worker exited (status 3); its log is above"),
+    ],
+)
+def test_an_engine_failure_is_a_failed_evaluation_and_a_retry_needs_no_training(
+    micro_model, dialogue_dir, tmp_path, fake_vllm, monkeypatch, fail, error
+):
+    raw = _sweep(micro_model, dialogue_dir, backend="vllm")
+    raw["experiments"] = []
+    config = write_yaml(tmp_path / "s.yaml", raw)
+    out = tmp_path / "out"
+    monkeypatch.setenv("FAKE_VLLM_FAIL", fail)
+    assert main(["run", str(config), "--out", str(out)]) == 1
+    results = _results(out)
+    assert [r["status"] for r in results.values()] == ["failed", "failed"]
+    assert {r["error"] for r in results.values()} == {error}
+    adapter = next(out.glob("adapters/*/adapter.json")).read_bytes()  # trained, then saved
+    if fail == "exit":  # each evaluation started a new worker after the last one died
+        assert len([c for c in _calls(fake_vllm) if c["call"] == "LLM"]) == 2
+    monkeypatch.delenv("FAKE_VLLM_FAIL")
+    assert main(["run", str(config), "--out", str(out), "--retry-failed"]) == 0
+    assert all(r["status"] == "done" for r in _results(out).values())
+    assert next(out.glob("adapters/*/adapter.json")).read_bytes() == adapter  # not retrained
 
 
 @pytest.mark.parametrize(

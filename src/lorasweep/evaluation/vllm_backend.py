@@ -27,6 +27,10 @@ LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vLLM's max_lora_rank
 USE_HF = "set generation.backend: hf"
 
 
+class VllmError(RuntimeError):
+    """The engine failed (out of memory, a worker that died): the unit is a failed one."""
+
+
 def unservable(adapter_config: dict[str, Any]) -> str | None:
     """Why vLLM cannot serve a PEFT adapter with this ``adapter_config.json``, or None."""
     if adapter_config.get("use_dora"):
@@ -126,6 +130,7 @@ class VllmEngine:
         tokenizer: Decodes the returned token ids, as the hf backend does.
         stops: Token ids that end a reply (the hf backend's).
         lora_rank: ``max_lora_rank`` for the engine.
+        dtype: The base's dtype as the hf backend loaded it (``model.dtype: auto`` resolved).
     """
 
     name = "vllm"
@@ -137,8 +142,10 @@ class VllmEngine:
         tokenizer: PreTrainedTokenizerBase,
         stops: Sequence[int],
         lora_rank: int,
+        dtype: str = "auto",
     ) -> None:
         self.sweep, self.model_path, self.tokenizer = sweep, model_path, tokenizer
+        self.dtype = dtype
         self.stops = sorted(set(stops))
         self.lora_rank = lora_rank
         self.version: str | None = None
@@ -188,7 +195,7 @@ class VllmEngine:
             "revision": model.revision,
             "tokenizer_revision": model.revision,
             "trust_remote_code": model.trust_remote_code,
-            "dtype": model.dtype,
+            "dtype": self.dtype,
             "seed": 0,
             "enable_lora": True,
             "max_lora_rank": self.lora_rank,
@@ -211,10 +218,10 @@ class VllmEngine:
         if not line:
             code = process.wait(timeout=60)
             self._process = None
-            raise RuntimeError(f"the vLLM worker exited (status {code}); its log is above")
+            raise VllmError(f"the worker exited (status {code}); its log is above")
         reply = json.loads(line)
         if "error" in reply:
-            raise RuntimeError(f"vLLM: {reply['error']}")
+            raise VllmError(reply["error"])
         return reply
 
     def close(self) -> None:
@@ -238,5 +245,7 @@ def build_engine(plan: Plan, resources: Any) -> VllmEngine:
 
     sweep = plan.sweep
     stops = stop_token_ids(resources.model, resources.tokenizer)
-    return VllmEngine(sweep, model_path(sweep.model), resources.tokenizer, stops,
-                      max_lora_rank(plan))  # fmt: skip
+    dtype = str(resources.model.dtype).removeprefix("torch.")
+    return VllmEngine(
+        sweep, model_path(sweep.model), resources.tokenizer, stops, max_lora_rank(plan), dtype
+    )

@@ -3,6 +3,7 @@
 Each call is a JSON line in ``$FAKE_VLLM_LOG``: the ``LLM(...)`` keyword arguments, and per
 ``generate`` the sampling parameters, the LoRA request and the prompts. A completion is the
 prompt's last three tokens followed by its first stop token (which lorasweep must cut off).
+``FAKE_VLLM_FAIL=raise`` makes ``generate`` raise, ``=exit`` kills the process.
 """
 
 import json
@@ -37,6 +38,11 @@ class LLM:
         }
         if lora and not os.path.isfile(os.path.join(lora["path"], "adapter_config.json")):
             raise ValueError(f"no PEFT adapter at {lora['path']}")
+        fail = os.environ.get("FAKE_VLLM_FAIL")
+        if fail == "raise":
+            raise RuntimeError("CUDA out of memory (fake)")
+        if fail == "exit":
+            os._exit(3)  # the engine process dies mid-request
         ids = [p["prompt_token_ids"] for p in prompts]
         _log(
             {

@@ -5,6 +5,10 @@ say why, the key kept out of every file, and the row paired in the perspective t
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +156,30 @@ def test_a_500_fails_the_row_the_sweep_goes_on_and_a_rerun_resumes(
     assert main(["baselines", str(config), "--out", str(out)]) == 0
     assert len(behaviour.requests) == 3
     assert _result(out)["requests"] == {"sent": 3, "cached": 5}
+
+
+def test_a_run_killed_midway_resumes_with_the_requests_it_had_not_finished(
+    server, micro_model, dialogue_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(ENV, KEY)
+    behaviour = server.reset(slow_s=0.3, slow_count=100)
+    config = _config(tmp_path, micro_model, dialogue_dir, server, concurrency=1)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "lorasweep.cli.main", "baselines", str(config)]
+    process = subprocess.Popen([*command, "--out", str(out)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(behaviour.requests) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    cached = list((out / "api_cache").rglob("*.json"))
+    assert 2 <= len(cached) < 8
+    assert all(json.loads(p.read_text())["reply"]["text"] for p in cached)  # whole files only
+    assert not (out / "baselines" / "chat" / "result.json").exists()
+    behaviour = server.reset()
+    assert main(["baselines", str(config), "--out", str(out)]) == 0
+    assert len(behaviour.requests) == 8 - len(cached)
+    assert _result(out)["requests"] == {"sent": 8 - len(cached), "cached": len(cached)}
 
 
 def test_malformed_json_is_retried_then_a_failed_row(

@@ -4,27 +4,32 @@ the model, its token usage and the cost from the config's prices in the note."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lorasweep.store.records import BaselineResult
+
+if TYPE_CHECKING:
+    from lorasweep.report.tables import PerspectiveRow
+    from lorasweep.stats.scores import ExampleScores
+
+# (name, predictions, reference, scores, kind, details) -> a paired row: tables._external
+PairedRow = Callable[..., "PerspectiveRow"]
 
 
 def api_row(
     record: BaselineResult,
     predictions: list[dict[str, Any]],
     reference: tuple[str, ...],
-    scores: Any,
-    paired: Callable[..., Any],
-) -> Any:
-    """The row of one API baseline; ``paired`` builds a paired row (``tables._external``).
-
-    A failed baseline is a row without numbers whose note is its error.
-    """
+    scores: ExampleScores,
+    paired: PairedRow,
+) -> PerspectiveRow:
+    """The row of one API baseline, paired with the LoRA baseline's examples by ``paired``;
+    a failed baseline is a row without numbers whose note is its error."""
     from lorasweep.report.tables import PerspectiveRow
 
     if not record.done:
-        return PerspectiveRow(record.name, "api", {}, None, f"`{record.model}`: failed: "
-                              f"{record.error or 'unknown error'}")  # fmt: skip
+        note = f"`{record.model}`: failed: {record.error or 'unknown error'}"
+        return PerspectiveRow(record.name, "api", {}, None, note)
     return paired(record.name, predictions, reference, scores, "api", usage_note(record) + "; ")
 
 
@@ -33,8 +38,8 @@ def usage_note(record: BaselineResult) -> str:
     usage = record.usage
     note = f"`{record.model}` at {record.base_url}"
     if usage.get("prompt_tokens") or usage.get("completion_tokens"):
-        note += (f", {usage.get('prompt_tokens', 0):,} prompt + "
-                 f"{usage.get('completion_tokens', 0):,} completion tokens")  # fmt: skip
+        prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+        note += f", {prompt:,} prompt + {completion:,} completion tokens"
     if record.cost_usd is not None:
         note += f", ${record.cost_usd:.4f}"
     return note

@@ -230,8 +230,18 @@ def test_vllm_agrees_with_transformers_on_20_prompts(tmp_path):
         vllm_texts, _ = engine.generate(resources.eval_prompts, tmp_path / "adapter", 48)
     finally:
         engine.close()
-    same = sum(a == b for a, b in zip(hf_texts, vllm_texts, strict=True))
-    assert same >= 14, f"only {same} of 20 greedy outputs agree"
+
+    # Token agreement: the share of each output's tokens before the two first differ.
+    def tokens(text: str) -> list[int]:
+        return resources.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    shares = []
+    for a, b in zip(map(tokens, hf_texts), map(tokens, vllm_texts), strict=True):
+        pairs = zip(a, b, strict=False)  # a shorter output ends where it ends
+        same = next((k for k, (x, y) in enumerate(pairs) if x != y), min(len(a), len(b)))
+        shares.append(same / max(len(a), len(b), 1))
+    agreement = sum(shares) / len(shares)
+    assert agreement >= 0.8, f"token agreement {agreement:.2f}"
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     refs = [e.first_target for e in resources.eval_examples]
     a = [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(hf_texts, refs, strict=True)]

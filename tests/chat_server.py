@@ -37,6 +37,8 @@ class Behaviour:
     slow_s: float = 0.0  # sleep before answering the first ``slow_count`` requests
     slow_count: int = 0
     finish_reason: str = "stop"
+    in_flight: int = 0
+    most_in_flight: int = 0  # requests being answered at once, at most
     requests: list[dict[str, Any]] = field(default_factory=list)  # bodies, with arrival times
     headers: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -55,6 +57,16 @@ class ChatServer:
 
             def do_POST(self) -> None:
                 b = behaviour()
+                with b.lock:
+                    b.in_flight += 1
+                    b.most_in_flight = max(b.most_in_flight, b.in_flight)
+                try:
+                    self._answer(b)
+                finally:
+                    with b.lock:
+                        b.in_flight -= 1
+
+            def _answer(self, b: Behaviour) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length))
                 with b.lock:

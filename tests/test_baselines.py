@@ -99,6 +99,9 @@ def test_one_request_per_example_then_none_and_the_rouge_its_answers_earn(
     assert main(["baselines", str(config), "--out", str(out), "--refresh-baselines"]) == 0
     assert len(behaviour.requests) == 16
     assert all(h["Authorization"] == f"Bearer {KEY}" for h in behaviour.headers)
+    next((out / "api_cache").rglob("*.json")).write_text('{"reply": {"te')  # cut short
+    assert main(["baselines", str(config), "--out", str(out)]) == 0
+    assert len(behaviour.requests) == 17  # a damaged answer is asked again, and only it
     assert main(["status", str(out)]) == 0
     printed = capsys.readouterr()
     assert f"chat  done      API baseline (local-chat)  ROUGE-L {expected:.2f}" in printed.out
@@ -112,7 +115,7 @@ def test_one_request_per_example_then_none_and_the_rouge_its_answers_earn(
     assert len(err) == 1 and "baselines/chat/result.json: damaged" in err[0]
     assert "rerun `lorasweep baselines`" in err[0]
     assert main(["baselines", str(config), "--out", str(out)]) == 0
-    assert len(behaviour.requests) == 16 and _result(out)["status"] == "done"
+    assert len(behaviour.requests) == 17 and _result(out)["status"] == "done"
 
 
 def test_a_429_is_retried_after_its_retry_after(
@@ -210,6 +213,16 @@ def test_a_slow_answer_times_out_and_is_asked_again(
                      max_attempts=2, model="other-model")  # fmt: skip
     assert main(["baselines", str(config), "--out", str(out)]) == 1
     assert "no reply within 0.2s (timeout) (after 2 attempts)" in _result(out)["error"]
+
+
+def test_concurrency_requests_are_in_flight_at_once(
+    server, micro_model, dialogue_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(ENV, KEY)
+    behaviour = server.reset(slow_s=0.3, slow_count=100)
+    config = _config(tmp_path, micro_model, dialogue_dir, server, concurrency=4)
+    assert main(["baselines", str(config), "--out", str(tmp_path / "out")]) == 0
+    assert len(behaviour.requests) == 8 and behaviour.most_in_flight == 4
 
 
 def test_a_wrong_key_is_a_failed_row_with_a_clear_message_and_no_retries(

@@ -119,6 +119,7 @@ def _run_sweep(
     refresh_baselines: bool = False,
 ) -> int:  # fmt: skip
     from lorasweep.config.plan import build_plan
+    from lorasweep.evaluation.backends import check_backend
     from lorasweep.executors.base import build_executor
     from lorasweep.executors.driver import run_sweep
     from lorasweep.preflight import check_data, check_metrics, check_model
@@ -133,10 +134,9 @@ def _run_sweep(
     plan = build_plan(sweep)
     _print_plan(plan, console)
     check_model(plan, console, dry_run)
-    if sweep.generation.backend == "vllm":
-        from lorasweep.evaluation.vllm_backend import check_vllm
-
-        console.print(f"Generation: vLLM {check_vllm(plan, out)}, one engine for the sweep.")
+    backend = check_backend(plan, out)  # another generation backend's own checks
+    if backend:
+        console.print(backend)
     examples = check_data(sweep, console, dry_run)
     check_metrics(sweep.evaluation, examples[0] if examples else None)
     api = baselines.Baselines(sweep, out, examples, refresh_baselines)  # keys, before training
@@ -200,6 +200,12 @@ def _print_plan(plan, console: Console) -> None:
         console.print(
             "Then: a confirmation run of every experiment's recommended value combined "
             "(chosen from the results; no new run if it is one of the above)."
+        )
+    if sweep.baselines:
+        names = ", ".join(f"{b.name} ({b.model})" for b in sweep.baselines)
+        console.print(
+            f"Then: API baselines {names}, asked the {sweep.evaluation.size} evaluation examples "
+            "(what the sweep's response cache holds is not asked again)."
         )
     if sweep.test is not None:
         adapters = " (every seed's adapter)" if seeds > 1 else ""

@@ -37,17 +37,31 @@ class Engine(Protocol):
         """Release the engine (its process, its GPU memory)."""
 
 
-# generation.backend -> "module:builder(plan, resources) -> Engine"; hf needs none.
-ENGINES = {"vllm": "lorasweep.evaluation.vllm_backend:build_engine"}
+# generation.backend -> the module that implements it, with two functions:
+# ``check(plan, store_root) -> str`` (before anything runs: raises UserError, returns a note for
+# the console) and ``build_engine(plan, resources) -> Engine``. hf needs neither.
+ENGINES = {"vllm": "lorasweep.evaluation.vllm_backend"}
+
+
+def check_backend(plan: Plan, store_root: Path) -> str | None:
+    """The backend's own checks of the plan, before anything runs; a note to print, or None.
+
+    Raises:
+        UserError: What the backend cannot do, in one line naming the field.
+    """
+    module = _module(plan)
+    return module.check(plan, store_root) if module else None
 
 
 def build_engine(plan: Plan, resources: SweepResources) -> Engine | None:
     """The engine ``generation.backend`` names, or None for hf (generation in this process)."""
+    module = _module(plan)
+    return module.build_engine(plan, resources) if module else None
+
+
+def _module(plan: Plan) -> Any:
     name = plan.sweep.generation.backend
-    if name not in ENGINES:
-        return None
-    module, _, builder = ENGINES[name].partition(":")
-    return getattr(importlib.import_module(module), builder)(plan, resources)
+    return importlib.import_module(ENGINES[name]) if name in ENGINES else None
 
 
 def describe(engine: Engine | None) -> dict[str, Any]:

@@ -42,11 +42,11 @@ def unservable(adapter_config: dict[str, Any]) -> str | None:
     return None
 
 
-def check_vllm(plan: Plan, store_root: Path) -> str:
+def check(plan: Plan, store_root: Path) -> str:
     """Before anything runs: the sweep's adapters can be served, and vllm imports.
 
     Returns:
-        The vllm version the interpreter has.
+        A line for the console, with the vllm version the interpreter has.
 
     Raises:
         UserError: One line naming the field, saying to use the hf backend where it must.
@@ -73,7 +73,7 @@ def check_vllm(plan: Plan, store_root: Path) -> str:
                 why = unservable(json.loads(config.read_text(encoding="utf-8")))
         if why:
             raise UserError(f"{field}: vLLM cannot serve {why}; {USE_HF}")
-    return vllm_version(sweep)
+    return f"Generation: vLLM {vllm_version(sweep)}, one engine for the sweep."
 
 
 def vllm_version(sweep: SweepConfig) -> str:

@@ -75,6 +75,7 @@ def test_switching_to_vllm_evaluates_the_stored_adapters_through_one_engine(
     assert kwargs["model"] == str(micro_model) and kwargs["enable_lora"] is True
     assert kwargs["max_lora_rank"] == 8 and kwargs["generation_config"] == "vllm"
     assert kwargs["dtype"] == "float32"  # model.dtype auto, as the hf backend resolved it
+    assert kwargs["gpu_memory_utilization"] == 0.4  # the rest of the GPU stays for training
     generates = [c for c in calls if c["call"] == "generate"]
     assert len(generates) == 3 and {c["pid"] for c in calls} == {engines[0]["pid"]}
     model = AutoModelForCausalLM.from_pretrained(micro_model)
@@ -248,3 +249,19 @@ def test_vllm_agrees_with_transformers_on_20_prompts(tmp_path):
     b = [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(vllm_texts, refs, strict=True)]
     delta = paired_bootstraps({"rougeL": a}, {"rougeL": b}, {"rougeL": "higher"})["rougeL"]
     assert delta.low <= 0 <= delta.high
+
+
+def test_the_backend_is_in_the_evaluation_id_only_when_not_hf(micro_model, dialogue_dir):
+    from lorasweep.config.load import validate_sweep
+    from lorasweep.config.plan import build_plan
+
+    def plan(**generation):
+        return build_plan(validate_sweep(_sweep(micro_model, dialogue_dir, **generation)))
+
+    default, hf = plan(), plan(backend="hf", vllm_python="/opt/vllm/bin/python")
+    vllm, vllm_more_memory = plan(backend="vllm"), plan(backend="vllm", vllm_gpu_memory=0.8)
+    ids = [r.run_id for r in default.runs]
+    assert [r.run_id for r in hf.runs] == ids and hf.base_eval.run_id == default.base_eval.run_id
+    assert not {r.run_id for r in vllm.runs} & set(ids)  # evaluated again ...
+    assert [r.adapter_id for r in vllm.runs] == [r.adapter_id for r in default.runs]  # not trained
+    assert [r.run_id for r in vllm_more_memory.runs] == [r.run_id for r in vllm.runs]

@@ -351,12 +351,17 @@ class GenerationConfig(Section):
     # engine per sweep (GPU; `vllm_python`: an interpreter with vllm installed, default this one).
     backend: Literal["hf", "vllm"] = "hf"
     vllm_python: str | None = None
+    # The share of the GPU's memory the vLLM engine takes (weights, KV cache); the rest stays
+    # for training in this process. More: larger batches for vLLM, less room to train.
+    vllm_gpu_memory: Annotated[float, Number, Field(gt=0, lt=1)] = 0.4
 
     @property
     def identity(self) -> dict[str, Any]:
         """What shapes the predictions: the backend only when it is not hf (so runs keep the ids
-        they had before backends existed); never the interpreter that runs it."""
-        exclude = {"vllm_python"} | ({"backend"} if self.backend == "hf" else set())
+        they had before backends existed); never how or where it runs."""
+        exclude = {"vllm_python", "vllm_gpu_memory"} | (
+            {"backend"} if self.backend == "hf" else set()
+        )
         return self.model_dump(exclude=exclude)
 
 

@@ -186,6 +186,7 @@ class VllmEngine:
         if self._process is not None:
             return
         python = worker_python(self.sweep)
+        _release_cached_gpu_memory()  # what torch holds but does not use, for vLLM to take
         self._process = subprocess.Popen(
             [python, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
@@ -201,6 +202,7 @@ class VllmEngine:
             "max_lora_rank": self.lora_rank,
             "max_loras": 1,  # one adapter per evaluation
             "max_cpu_loras": 2,
+            "gpu_memory_utilization": self.sweep.generation.vllm_gpu_memory,
             # Else the model's generation_config.json (its own max_new_tokens, sampling) applies.
             "generation_config": "vllm",
         }
@@ -236,6 +238,13 @@ class VllmEngine:
         except (OSError, subprocess.TimeoutExpired):
             process.kill()
             process.wait()
+
+
+def _release_cached_gpu_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def build_engine(plan: Plan, resources: Any) -> VllmEngine:

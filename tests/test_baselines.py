@@ -161,8 +161,9 @@ def test_a_500_fails_the_row_the_sweep_goes_on_and_a_rerun_resumes(
     assert _result(out)["requests"] == {"sent": 3, "cached": 5}
 
 
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
 def test_a_run_killed_midway_resumes_with_the_requests_it_had_not_finished(
-    server, micro_model, dialogue_dir, tmp_path, monkeypatch
+    server, micro_model, dialogue_dir, tmp_path, monkeypatch, stop
 ):
     monkeypatch.setenv(ENV, KEY)
     behaviour = server.reset(slow_s=0.3, slow_count=100)
@@ -173,8 +174,11 @@ def test_a_run_killed_midway_resumes_with_the_requests_it_had_not_finished(
     deadline = time.monotonic() + 120
     while len(behaviour.requests) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.send_signal(stop)
+    assert process.wait() == (130 if stop == signal.SIGINT else -signal.SIGKILL)
+    sent = len(behaviour.requests)
+    time.sleep(0.5)
+    assert len(behaviour.requests) == sent  # Ctrl-C: nothing more is sent once it has exited
     cached = list((out / "api_cache").rglob("*.json"))
     assert 2 <= len(cached) < 8
     assert all(json.loads(p.read_text())["reply"]["text"] for p in cached)  # whole files only

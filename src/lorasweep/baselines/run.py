@@ -206,8 +206,14 @@ def _ask(
         with lock:
             replies[question.key] = reply
 
-    with ThreadPoolExecutor(max_workers=baseline.concurrency) as pool:
+    pool = ThreadPoolExecutor(max_workers=baseline.concurrency)
+    try:
         list(pool.map(one, todo))
+    except BaseException:  # Ctrl-C: send nothing more; what was answered is in the cache
+        hopeless.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     unsent = len(todo) - len(replies.keys() & {q.key for q in todo}) - len(errors)
     return errors, unsent
 

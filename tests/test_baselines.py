@@ -242,6 +242,7 @@ def test_a_wrong_key_is_a_failed_row_with_a_clear_message_and_no_retries(
     assert "HTTP 401" in error and "(check the key)" in error
     assert error.startswith("1 of 8 requests failed") and error.endswith("; 7 not sent after it")
     assert len(behaviour.requests) == 1  # a 401 is not retried, and stops the rest
+    assert _result(out)["requests"] == {"sent": 1, "cached": 0}
     printed = capsys.readouterr()
     leaks = [str(p) for p in out.rglob("*") if p.is_file() and wrong.encode() in p.read_bytes()]
     assert not leaks and wrong not in printed.out + printed.err  # the server echoed it: removed

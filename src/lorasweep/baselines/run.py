@@ -138,7 +138,7 @@ def run_baseline(
     )
     errors, unsent = _ask(baseline, todo, cache, replies, client_factory) if todo else ([], 0)
     folder = Path(root) / BASELINES_DIR / baseline.name
-    requests = {"sent": len(todo), "cached": len(asked) - len(todo)}
+    requests = {"sent": len(todo) - unsent, "cached": len(asked) - len(todo)}
     if errors:
         error = f"{len(errors)} of {len(asked)} requests failed; first: {errors[0]}"
         if unsent:

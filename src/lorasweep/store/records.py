@@ -448,9 +448,10 @@ class BaselineResult:
         model: The model asked; ``base_url`` the API it was asked at.
         examples: Evaluation examples asked about.
         metrics: Mean scores when done.
-        usage: ``prompt_tokens`` and ``completion_tokens`` summed over the replies.
-        cost_usd: From ``price_per_million``, when the config gives prices.
-        requests: ``sent`` this time and ``cached`` (answered from the cache), examples each.
+        usage: ``prompt_tokens`` and ``completion_tokens`` summed over every answer of the
+            row, cached ones included: what the row's answers cost to produce.
+        cost_usd: From ``usage`` and ``price_per_million``, when the config gives prices.
+        requests: ``sent`` this time and ``cached`` (answered from the cache).
         max_tokens: The reply cap, for generation health.
         error: Why a failed baseline failed, one line.
     """

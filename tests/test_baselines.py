@@ -89,6 +89,7 @@ def test_one_request_per_example_then_none_and_the_rouge_its_answers_earn(
     report = (out / "report" / "report.md").read_text()
     row = next(line for line in report.splitlines() if line.startswith("| chat |"))
     assert "API model" in row and f"{expected:.2f}" in row and "`local-chat`" in row
+    assert "8 examples, no finished LoRA baseline yet: not paired" in row  # nothing trained
 
     # Second run: every answer from the cache, nothing sent, same numbers.
     assert main(["baselines", str(config), "--out", str(out)]) == 0

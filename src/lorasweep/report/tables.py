@@ -537,7 +537,8 @@ def _external(
     headline = scores.scoring.headline
     pairing = pair_examples(scores.rows(reference[0]), predictions) if reference else None
     if pairing is None:
-        note = details + f"{len(predictions)} examples, not the sweep's: not paired"
+        why = "not the sweep's" if reference else "no finished LoRA baseline yet"
+        note = details + f"{len(predictions)} examples, {why}: not paired"
         return PerspectiveRow(name, kind, headline(scored), None, note)
     matched = [scored[i] for i in pairing.indices]
     note = details + f"paired by {pairing.by} on the sweep's {len(matched)} examples"

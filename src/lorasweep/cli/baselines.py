@@ -49,7 +49,8 @@ class Baselines:
 
         self.sweep, self.root, self.examples, self.refresh = sweep, root, examples, refresh
         shots = max((b.few_shot for b in sweep.baselines), default=0)
-        self.shots = load_train(sweep.data)[:shots] if shots else []
+        # No examples: a dry run that did not download hub data; the run checks the keys.
+        self.shots = load_train(sweep.data)[:shots] if shots and examples else []
         if sweep.baselines and examples:
             check_keys(sweep, root, examples, self.shots, refresh)
 

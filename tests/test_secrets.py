@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lorasweep.cli.main import main
+from tests.chat_server import ChatServer
 from tests.conftest import sweep_dict, write_yaml
 
 SECRETS = {
@@ -25,9 +26,14 @@ def test_planted_keys_appear_in_no_output(micro_model, dialogue_dir, tmp_path, m
     raw = sweep_dict(micro_model, dialogue_dir)
     raw["experiments"] = [{"name": "rank", "factor": "lora.r", "values": [2, 4]}]
     raw["tracking"] = {"wandb": {"project": "secrets", "mode": "offline"}, "mlflow": {}}
-    config = write_yaml(tmp_path / "sweep.yaml", raw)
     out = tmp_path / "out"
-    assert main(["run", str(config), "--out", str(out)]) == 0
+    with ChatServer() as server:  # an API baseline sends OPENAI_API_KEY: only in its header
+        server.reset(key=SECRETS["OPENAI_API_KEY"])
+        raw["baselines"] = [{"name": "api", "model": "m", "base_url": server.url}]
+        config = write_yaml(tmp_path / "sweep.yaml", raw)
+        assert main(["run", str(config), "--out", str(out)]) == 0
+        assert len(server.behaviour.requests) == 8
+    assert (out / "baselines" / "api" / "predictions.jsonl").is_file()
     assert main(["export", str(out), "--format", "json"]) == 0
     printed = capsys.readouterr()
     files = [p for p in out.rglob("*") if p.is_file()]

@@ -22,7 +22,14 @@ from lorasweep.metrics.scoring import Scoring
 from lorasweep.stats.bootstrap import Delta, Interval, mean_intervals, paired_bootstraps
 from lorasweep.stats.pairing import pair_examples
 from lorasweep.store.records import StoreError
-from lorasweep.store.store import RunStore, read_json, read_jsonl, write_json, write_jsonl
+from lorasweep.store.store import (
+    RunStore,
+    read_json,
+    read_jsonl,
+    result_files,
+    write_json,
+    write_jsonl,
+)
 
 EXTERNAL_DIR = "external"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -181,17 +188,12 @@ def add_to_sweep(store: RunStore, scored: ScoredFile, use_stemmer: bool) -> Path
 
 def external_rows(store: RunStore) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(result record, predictions) of every external row added to the sweep, sorted by name."""
-    folder = store.root / EXTERNAL_DIR
-    if not folder.is_dir():
-        return []
     out = []
-    for path in sorted(folder.iterdir()):
-        result = path / "result.json"
-        if result.is_file():
-            advice = f"score that file again with `lorasweep score FILE --into {store.root}`"
-            record = read_json(result, advice)
-            if not (isinstance(record, dict) and isinstance(record.get("name"), str)
-                    and isinstance(record.get("metrics"), dict)):  # fmt: skip
-                raise StoreError(f"{result}: damaged (no name or metrics)", advice)
-            out.append((record, read_jsonl(path / "predictions.jsonl", advice)))
+    for result in result_files(store.root / EXTERNAL_DIR):
+        advice = f"score that file again with `lorasweep score FILE --into {store.root}`"
+        record = read_json(result, advice)
+        if not (isinstance(record, dict) and isinstance(record.get("name"), str)
+                and isinstance(record.get("metrics"), dict)):  # fmt: skip
+            raise StoreError(f"{result}: damaged (no name or metrics)", advice)
+        out.append((record, read_jsonl(result.parent / "predictions.jsonl", advice)))
     return out

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lorasweep import __version__
-from lorasweep.cli import analyze, export, score
+from lorasweep.cli import analyze, baselines, export, score
 from lorasweep.errors import UserError
 from lorasweep.paths import check_output_dir
 
@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         "--ray-address",
         help="with --executor ray: the cluster to join (auto, host:port, ray://...)",
     )
+    baselines.add_refresh_flag(run)
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="rebuild the report from a sweep folder")
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_parser(commands)
     score.add_parser(commands)
     analyze.add_parser(commands)
+    baselines.add_parser(commands)
     return parser
 
 
@@ -108,14 +110,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         sweep = sweep.model_copy(update={"execution": sweep.execution.model_copy(update=execution)})
     out = args.out or Path("runs") / sweep.name
     return _run_sweep(
-        sweep, out, console, dry_run=args.dry_run, retry_failed=args.retry_failed, wait=args.wait
-    )
+        sweep, out, console, dry_run=args.dry_run, retry_failed=args.retry_failed, wait=args.wait,
+        refresh_baselines=args.refresh_baselines,
+    )  # fmt: skip
 
 
 def _run_sweep(
-    sweep, out: Path, console: Console, dry_run: bool, retry_failed: bool, wait: bool = False
-) -> int:
+    sweep, out: Path, console: Console, dry_run: bool, retry_failed: bool, wait: bool = False,
+    refresh_baselines: bool = False,
+) -> int:  # fmt: skip
     from lorasweep.config.plan import build_plan
+    from lorasweep.evaluation.backends import check_backend
     from lorasweep.executors.base import build_executor
     from lorasweep.executors.driver import run_sweep
     from lorasweep.preflight import check_data, check_metrics, check_model
@@ -130,8 +135,12 @@ def _run_sweep(
     plan = build_plan(sweep)
     _print_plan(plan, console)
     check_model(plan, console, dry_run)
+    backend = check_backend(plan, out)  # another generation backend's own checks
+    if backend:
+        console.print(backend)
     examples = check_data(sweep, console, dry_run)
     check_metrics(sweep.evaluation, examples[0] if examples else None)
+    api = baselines.Baselines(sweep, out, examples, refresh_baselines)  # keys, before training
     if dry_run:
         console.print("Dry run: nothing was trained or written.")
         return 0
@@ -140,6 +149,7 @@ def _run_sweep(
     outcome = run_sweep(
         plan, store, console, executor, retry_failed=retry_failed, tracker=tracker, wait=wait
     )
+    api_failed = [r.name for r in api.run(console) if not r.done]
     report = write_report(store)
     tracker.end_sweep(report.parent)
     console.print(
@@ -151,8 +161,10 @@ def _run_sweep(
     if outcome.failed and not retry_failed:
         console.print("Rerun with --retry-failed to run the failed runs again.")
     console.print(f"Report: {report}")
+    for name in api_failed:
+        console.print(f"  baseline {name} failed: see {out}/baselines/{name}/result.json")
     warn_damaged(store)
-    return EXIT_FAILED_RUNS if outcome.failed else 0
+    return EXIT_FAILED_RUNS if outcome.failed or api_failed else 0
 
 
 def _print_plan(plan, console: Console) -> None:
@@ -189,6 +201,12 @@ def _print_plan(plan, console: Console) -> None:
         console.print(
             "Then: a confirmation run of every experiment's recommended value combined "
             "(chosen from the results; no new run if it is one of the above)."
+        )
+    if sweep.baselines:
+        names = ", ".join(f"{b.name} ({b.model})" for b in sweep.baselines)
+        console.print(
+            f"Then: API baselines {names}, asked the {sweep.evaluation.size} evaluation examples "
+            "(what the sweep's response cache holds is not asked again)."
         )
     if sweep.test is not None:
         adapters = " (every seed's adapter)" if seeds > 1 else ""
@@ -242,6 +260,7 @@ def _change_scoring(store, path: Path, console: Console) -> None:
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
+    from lorasweep.baselines.rows import baseline_rows
     from lorasweep.metrics.registry import scoring_for
     from lorasweep.stats.scores import ExampleScores
     from lorasweep.store.store import open_sweep
@@ -263,6 +282,10 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         elif store.damage(unit.run_id):
             detail = "result.json damaged: not done"
         console.print(f"{unit.run_id}  {status:<9} {unit.label}  {detail}")
+    for record, _ in baseline_rows(store.root):  # API baselines: not units, rows of the report
+        detail = f"{label} {record.metrics.get(primary, float('nan')):.2f}" if record.done else ""
+        console.print(f"{record.name}  {record.status.value:<9} API baseline ({record.model})  "
+                      f"{detail or record.error or ''}")  # fmt: skip
     console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     warn_damaged(store)
     return 0

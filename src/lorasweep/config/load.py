@@ -201,6 +201,10 @@ def _check_experiment_values(raw: dict[str, Any]) -> list[str]:
     return problems
 
 
+# Fields whose wrong value may be a secret pasted in the wrong place: never printed back.
+NOT_ECHOED = frozenset({"api_key_env"})
+
+
 def format_errors(err: ValidationError, model: type[BaseModel]) -> list[str]:
     """One readable line per invalid field: ``baseline.lora.r: must be greater than 0 (got 0)``."""
     grouped: dict[tuple, list[dict]] = {}
@@ -227,7 +231,8 @@ def _format_one(error: dict, prefix: str = "", root: type[BaseModel] | None = No
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key{_suggestion(error['loc'], root)}"
     got = error.get("input")
-    shown = "" if isinstance(got, dict) else f" (got {_short(got)})"
+    secret = bool(error["loc"]) and error["loc"][-1] in NOT_ECHOED
+    shown = "" if isinstance(got, dict) or secret else f" (got {_short(got)})"
     return f"{where}: {_message(error)}{shown}"
 
 
@@ -258,7 +263,9 @@ def _suggestion(loc: tuple, root: type[BaseModel] | None) -> str:
         for name in section.model_fields
     ]
     # The nearest place first: baseline.lora.seed suggests baseline.training.seed first.
-    elsewhere.sort(key=lambda item: -len(os.path.commonprefix([item[0], place])))
+    # Whole sections, not characters: baselines[] is no nearer to baseline.lora than evaluation.
+    parts = place.split(".")
+    elsewhere.sort(key=lambda item: -len(os.path.commonprefix([item[0].split("."), parts])))
     if key in {name for _, name in elsewhere}:
         return _did_you_mean([dotted for dotted, name in elsewhere if name == key])
     close = difflib.get_close_matches(key, names, n=1) or [

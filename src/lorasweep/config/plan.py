@@ -289,7 +289,7 @@ def resolve_run(sweep: SweepConfig, settings: BaselineConfig) -> dict[str, Any]:
         },
         "training": settings.training.model_dump(exclude={"gradient_checkpointing"}),
         "evaluation": sweep.evaluation.identity,
-        "generation": sweep.generation.model_dump(),
+        "generation": sweep.generation.identity,
     }
 
 
@@ -302,7 +302,7 @@ def resolve_eval(sweep: SweepConfig) -> dict[str, Any]:
         "data": data,
         "prompt": sweep.prompt.model_dump(),
         "evaluation": sweep.evaluation.identity,
-        "generation": sweep.generation.model_dump(),
+        "generation": sweep.generation.identity,
     }
 
 

@@ -368,6 +368,22 @@ class GenerationConfig(Section):
     # At most the model's context length (preflight.check_model).
     max_new_tokens: Annotated[int, Number, Field(gt=0, le=MAX_TOKENS)] | Literal["auto"] = "auto"
     batch_size: Annotated[int, Number, Field(gt=0, le=MAX_BATCH)] = 16
+    # hf: transformers in this process. vllm: vLLM's multi-LoRA engine in its own process, one
+    # engine per sweep (GPU; `vllm_python`: an interpreter with vllm installed, default this one).
+    backend: Literal["hf", "vllm"] = "hf"
+    vllm_python: str | None = None
+    # The share of the GPU's memory the vLLM engine takes (weights, KV cache); the rest stays
+    # for training in this process. More: larger batches for vLLM, less room to train.
+    vllm_gpu_memory: Annotated[float, Number, Field(gt=0, lt=1)] = 0.4
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What shapes the predictions: the backend only when it is not hf (so runs keep the ids
+        they had before backends existed); never how or where it runs."""
+        exclude = {"vllm_python", "vllm_gpu_memory"} | (
+            {"backend"} if self.backend == "hf" else set()
+        )
+        return self.model_dump(exclude=exclude)
 
 
 class BaselineConfig(Section):
@@ -476,6 +492,9 @@ class ReportedRow(Section):
         return {**{k: v for k, v in rouge.items() if v is not None}, **self.scores}
 
 
+from lorasweep.config.baselines import ApiBaseline  # noqa: E402  (builds on Section above)
+
+
 class SweepConfig(Section):
     """A whole study: shared model, data, prompt and evaluation; a baseline; experiments."""
 
@@ -496,6 +515,7 @@ class SweepConfig(Section):
     # one-factor-at-a-time assumption that the factors do not interact.
     confirmation: bool = True
     test: TestSplitConfig | None = None
+    baselines: list[ApiBaseline] = Field(default_factory=list)  # API models asked the prompts
 
     @model_validator(mode="after")
     def _quantization_options(self) -> SweepConfig:
@@ -534,4 +554,8 @@ class SweepConfig(Section):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"experiments: name {duplicates[0]!r} is used twice")
+        names = [b.name for b in self.baselines]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"baselines: name {duplicates[0]!r} is used twice")
         return self

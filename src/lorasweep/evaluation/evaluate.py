@@ -38,13 +38,28 @@ def evaluate(
     """Greedy predictions for ``prompts`` scored against the examples' references with the
     ``evaluation`` section's metrics (default: ROUGE). A metric that fails is left out with a
     warning; the report scores the stored predictions with it again."""
+
+    def decode(after_batch: Callable[[int], None]) -> tuple[list[str], list[int]]:
+        return generate(model, tokenizer, prompts, max_new_tokens, batch_size, after_batch)
+
+    return evaluate_with(decode, examples, evaluation, on_batch)
+
+
+def evaluate_with(
+    decode: Callable[[Callable[[int], None]], tuple[list[str], list[int]]],
+    examples: list[Example],
+    evaluation: EvaluationConfig | None = None,
+    on_batch: Callable[[int], None] = lambda n: None,
+) -> Evaluation:
+    """Score what ``decode(after_batch)`` generates for the examples' prompts (texts and token
+    counts, in the examples' order), whichever backend generates it."""
     start = time.perf_counter()
 
     def after_batch(n: int) -> None:
         on_batch(n)
         fault_point("evaluation")
 
-    texts, lengths = generate(model, tokenizer, prompts, max_new_tokens, batch_size, after_batch)
+    texts, lengths = decode(after_batch)
     seconds = time.perf_counter() - start
     rows = [
         {

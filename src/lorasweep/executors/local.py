@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lorasweep.config.plan import Plan, Unit, target_fields
 from lorasweep.config.schema import ExecutionConfig
 from lorasweep.data.sources import describe_references
+from lorasweep.evaluation.backends import build_engine
 from lorasweep.executors.base import Events, Executor
 from lorasweep.store.records import UnitKind
 from lorasweep.store.store import RunStore
@@ -38,6 +39,7 @@ class LocalExecutor(Executor):
     def prepare(self, plan: Plan, console: Console) -> None:
         self.console = console
         self.resources = prepare(plan, console)
+        self.resources.engine = build_engine(plan, self.resources)  # None: hf, in this process
 
     def run(self, units: Sequence[Unit], store: RunStore, events: Events) -> None:
         assert self.resources is not None, "prepare() first"
@@ -49,6 +51,8 @@ class LocalExecutor(Executor):
             events.finished(unit, result, None)
 
     def close(self) -> None:
+        if self.resources is not None and self.resources.engine is not None:
+            self.resources.engine.close()
         self.resources = None
 
     def _hooks(self, unit: Unit, store: RunStore, progress: Progress, events: Events) -> Hooks:

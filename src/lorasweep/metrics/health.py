@@ -62,7 +62,8 @@ def generation_health(rows: list[dict[str, Any]], max_new_tokens: int | None = N
 
     Args:
         rows: Rows with ``prediction`` and ``reference`` (a text or a list of texts), and
-            ``input`` and ``generated_tokens`` when known.
+            ``input``, ``generated_tokens`` and an API's ``finish_reason`` when known
+            (``length``: cut at the cap, counted as hitting it).
         max_new_tokens: The run's generation cap; without it the cap check is skipped.
     """
     n = len(rows)
@@ -70,6 +71,13 @@ def generation_health(rows: list[dict[str, Any]], max_new_tokens: int | None = N
     hit_limit = None
     if max_new_tokens is not None and rows and all("generated_tokens" in r for r in rows):
         hit_limit = sum(1 for r in rows if r["generated_tokens"] >= max_new_tokens)
+    if rows and all("finish_reason" in r for r in rows):  # an API's reply says it was cut
+        hit_limit = sum(
+            1
+            for r in rows
+            if r["finish_reason"] == "length"
+            or (max_new_tokens is not None and r.get("generated_tokens", 0) >= max_new_tokens)
+        )
     ratios = []
     for row in rows:
         reference = row.get("reference", "")

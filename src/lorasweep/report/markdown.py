@@ -58,6 +58,7 @@ KINDS = {
     "measured": "measured",
     "extractive": "extractive, no model",
     "external": "external predictions",
+    "api": "API model, measured here",
     "reported": "**reported**, not measured",
 }
 

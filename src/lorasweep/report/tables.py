@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from statistics import fmean, stdev
 from typing import Any
 
+from lorasweep.baselines.rows import baseline_rows
 from lorasweep.config.schema import lora_scaling
 from lorasweep.evaluation.extractive import extractive_predictions
 from lorasweep.external import external_rows
@@ -21,6 +22,7 @@ from lorasweep.metrics.health import Health, generation_health
 from lorasweep.metrics.registry import scoring_for
 from lorasweep.metrics.scoring import Scoring
 from lorasweep.report.answer import Answer, find_answer
+from lorasweep.report.api_rows import api_row
 from lorasweep.report.pareto import COST_DIRECTIONS, Tradeoff, tradeoff
 from lorasweep.report.recommend import Candidate, Overall, Recommendation, recommend
 from lorasweep.stats.bootstrap import Delta, Interval
@@ -519,7 +521,9 @@ def _perspective(
                 )
             )
     for result, predictions in external_rows(store):
-        rows.append(_external(result, predictions, reference, scores))
+        rows.append(_external(result["name"], predictions, reference, scores))
+    for record, predictions in baseline_rows(store.root):  # API models asked here
+        rows.append(api_row(record, predictions, reference, scores, _external))
     for reported in sweep.reported:
         rows.append(
             PerspectiveRow(reported.label, "reported", reported.numbers(), None, reported.source)
@@ -528,25 +532,30 @@ def _perspective(
 
 
 def _external(
-    result: dict[str, Any],
+    name: str,
     predictions: list[dict[str, Any]],
     reference: tuple[str, ...],
     scores: ExampleScores,
+    kind: str = "external",
+    details: str = "",
 ) -> PerspectiveRow:
-    source = f"external:{result['name']}"
+    """A row of predictions made elsewhere (a file, an API model), paired with the sweep's
+    examples when it holds them all; ``details`` opens its note."""
+    source = f"{kind}:{name}"
     scored = scores.add(source, predictions)
     headline = scores.scoring.headline
     pairing = pair_examples(scores.rows(reference[0]), predictions) if reference else None
     if pairing is None:
-        note = f"{len(predictions)} examples, not the sweep's: not paired"
-        return PerspectiveRow(result["name"], "external", headline(scored), None, note)
+        why = "not the sweep's" if reference else "no finished LoRA baseline yet"
+        note = details + f"{len(predictions)} examples, {why}: not paired"
+        return PerspectiveRow(name, kind, headline(scored), None, note)
     matched = [scored[i] for i in pairing.indices]
-    note = f"paired by {pairing.by} on the sweep's {len(matched)} examples"
+    note = details + f"paired by {pairing.by} on the sweep's {len(matched)} examples"
     if len(matched) < len(predictions):
         note += f" (of {len(predictions)} in the file)"
     return PerspectiveRow(
-        result["name"],
-        "external",
+        name,
+        kind,
         headline(matched),
         scores.compare(reference, (source,)).get(scores.scoring.primary),
         note,
@@ -565,6 +574,10 @@ def _health(
         rows.append(HealthRow(name, run_id, generation_health(scores.rows(run_id), cap)))
     for result, predictions in external_rows(store):
         rows.append(HealthRow(f"{result['name']} (external)", None, generation_health(predictions)))
+    for record, predictions in baseline_rows(store.root):
+        if record.done:
+            health = generation_health(predictions, record.max_tokens)
+            rows.append(HealthRow(f"{record.name} (API, {record.model})", None, health))
     return rows
 
 

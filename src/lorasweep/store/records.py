@@ -432,3 +432,66 @@ class PlanRecord:
             confirmation=confirmation,
             tests=tuple(tests.values()),
         )
+
+
+BASELINE_ADVICE = "rerun `lorasweep baselines` with the sweep's config (cached replies are reused)"
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """An API baseline's outcome, ``baselines/<name>/result.json``, written after its
+    predictions; a rerun writes it again from the response cache.
+
+    Attributes:
+        name: The row's name (``baselines[].name``).
+        status: done, or failed with ``error`` (then there are no predictions).
+        model: The model asked; ``base_url`` the API it was asked at.
+        examples: Evaluation examples asked about.
+        metrics: Mean scores when done.
+        usage: ``prompt_tokens`` and ``completion_tokens`` summed over every answer of the
+            row, cached ones included: what the row's answers cost to produce.
+        cost_usd: From ``usage`` and ``price_per_million``, when the config gives prices.
+        requests: ``sent`` this time and ``cached`` (answered from the cache).
+        max_tokens: The reply cap, for generation health.
+        error: Why a failed baseline failed, one line.
+    """
+
+    name: str
+    status: Status
+    model: str
+    base_url: str
+    examples: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None
+    requests: dict[str, int] = field(default_factory=dict)
+    max_tokens: int | None = None
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status is Status.DONE
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "api", "status": self.status.value,
+                "model": self.model, "base_url": self.base_url, "examples": self.examples,
+                "metrics": self.metrics, "usage": self.usage, "cost_usd": self.cost_usd,
+                "requests": self.requests, "max_tokens": self.max_tokens,
+                "error": self.error}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path | str = "result.json") -> BaselineResult:
+        read = _Reader(data, path, BASELINE_ADVICE)
+        return cls(
+            name=read.get("name", str),
+            status=read.enum("status", Status),
+            model=read.get("model", str),
+            base_url=read.get("base_url", str),
+            examples=read.get("examples", int),
+            metrics=read.get("metrics", dict, {}),
+            usage=read.get("usage", dict, {}),
+            cost_usd=read.get("cost_usd", (int, float), None),
+            requests=read.get("requests", dict, {}),
+            max_tokens=read.get("max_tokens", int, None),
+            error=read.get("error", str, None),
+        )

@@ -241,6 +241,14 @@ def open_sweep(path: str | Path, field: str = "sweep_dir") -> RunStore:
     return store
 
 
+def result_files(folder: Path) -> list[Path]:
+    """The ``result.json`` of each subfolder of ``folder`` that has one, by subfolder name
+    (external rows, API baselines); none when ``folder`` does not exist."""
+    if not folder.is_dir():
+        return []
+    return [p / "result.json" for p in sorted(folder.iterdir()) if (p / "result.json").is_file()]
+
+
 def read_json(path: Path, advice: str) -> Any:
     """A JSON file's value; a file cut short or unreadable is a StoreError that ends in
     ``advice``."""

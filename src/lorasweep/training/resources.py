@@ -35,6 +35,7 @@ class SweepResources:
     test_examples: list[Example] = field(default_factory=list)
     test_prompts: list[list[int]] = field(default_factory=list)
     tokens: TokenCache | None = None  # where tokenized data is kept across processes
+    engine: Any = None  # a generation backend's engine (evaluation.backends); None: hf
     _encoded: dict[int, list[Encoded]] = field(default_factory=dict)
     _max_new_tokens: int | None = None
 

@@ -20,7 +20,8 @@ import torch
 from peft import PeftModel
 
 from lorasweep.config.plan import EvalSpec, RunSpec, TestSpec, Unit
-from lorasweep.evaluation.evaluate import Evaluation, evaluate
+from lorasweep.evaluation.backends import describe
+from lorasweep.evaluation.evaluate import Evaluation, evaluate, evaluate_with
 from lorasweep.faults import fault_point
 from lorasweep.store.records import AdapterRecord, RunResult, Status, UnitKind
 from lorasweep.store.store import CHECKPOINT, RunStore, replace_dir, write_jsonl, write_yaml
@@ -88,8 +89,11 @@ def train_and_evaluate(
         torch.manual_seed(spec.settings.training.seed)  # the adapter's initial weights
         with new_adapter(resources.model, spec.resolved["lora"]) as model:
             record = train_adapter(model, spec, resources, store, hooks)
-            with for_decoding(model) as decoder:
-                evaluation = _evaluate(decoder, resources, hooks)
+            if resources.engine is None:  # hf: decode the adapter just trained, merged
+                with for_decoding(model) as decoder:
+                    evaluation = _evaluate(decoder, resources, hooks)
+        if resources.engine is not None:  # another backend reads the adapter as saved
+            evaluation = _evaluate_saved(resources, store.adapter_dir(spec.adapter_id), hooks)
     else:
         evaluation = _evaluate_saved(resources, store.adapter_dir(spec.adapter_id), hooks)
     timings = {**record.timings, "eval_s": evaluation.seconds,
@@ -168,7 +172,10 @@ def evaluate_base(
     """Evaluate the base model zero-shot with the sweep's prompt and examples."""
     started = time.perf_counter()
     write_yaml(store.run_dir(spec.run_id) / "config.yaml", spec.resolved)
-    evaluation = _evaluate(resources.model, resources, hooks)
+    if resources.engine is not None:
+        evaluation = _evaluate_engine(None, resources, hooks)
+    else:
+        evaluation = _evaluate(resources.model, resources, hooks)
     timings = {"eval_s": evaluation.seconds, "total_s": time.perf_counter() - started}
     return _finish(store, spec.run_id, UnitKind.ZERO_SHOT, ("zero-shot",), spec.resolved,
                    evaluation, timings, _eval_efficiency(evaluation), resources)  # fmt: skip
@@ -190,6 +197,8 @@ def _evaluate_saved(
     resources: SweepResources, adapter_folder: Path, hooks: Hooks, test: bool = False
 ) -> Evaluation:
     """Evaluate the adapter stored in ``adapter_folder`` on the shared base model."""
+    if resources.engine is not None:
+        return _evaluate_engine(adapter_folder / "adapter", resources, hooks, test)
     with (
         saved_adapter(resources.model, adapter_folder / "adapter") as model,
         for_decoding(model) as decoder,
@@ -217,6 +226,21 @@ def _evaluate(
     )
 
 
+def _evaluate_engine(
+    adapter: Path | None, resources: SweepResources, hooks: Hooks, test: bool = False
+) -> Evaluation:
+    """Evaluate through the sweep's engine (``generation.backend`` other than hf)."""
+    if adapter is not None and not adapter.is_dir():
+        raise FileNotFoundError(f"the adapter is missing from {adapter.parent}")
+    prompts = resources.test_prompts if test else resources.eval_prompts
+
+    def decode(after_batch):
+        return resources.engine.generate(prompts, adapter, resources.max_new_tokens, after_batch)
+
+    examples = resources.test_examples if test else resources.eval_examples
+    return evaluate_with(decode, examples, resources.sweep.evaluation, hooks.on_eval_batch)
+
+
 def _finish(
     store: RunStore,
     run_id: str,
@@ -239,7 +263,7 @@ def _finish(
         config=resolved,
         adapter_id=adapter_id,
         metrics=evaluation.metrics,
-        generation={"max_new_tokens": resources.max_new_tokens},
+        generation={"max_new_tokens": resources.max_new_tokens, **describe(resources.engine)},
         timings=timings,
         efficiency=efficiency,
         environment=resources.environment,

@@ -14,7 +14,7 @@ from pathlib import Path
 from lorasweep.errors import UserError
 from lorasweep.metrics import health
 from lorasweep.metrics.scoring import Scoring
-from lorasweep.report import plots
+from lorasweep.report import plots, search
 from lorasweep.report.pareto import COST_NAMES, Tradeoff
 from lorasweep.report.recommend import (
     CHEAPEST,
@@ -122,7 +122,10 @@ def _write_into(staging: Path, store: RunStore, tables: SweepTables) -> None:
         tables.tradeoffs, staging / "quality-vs-cost.png", tables.scoring
     )
     summary = _sweep_summary(tables)
-    text = render(tables, summary, charts, tradeoff.name if tradeoff else None)
+    searched = search.build_search(store, tables)
+    made = search.chart(searched, staging / "search-parameters.png")
+    extra = search.section(searched, [made.name] if made else [])
+    text = render(tables, summary, charts, tradeoff.name if tradeoff else None, extra)
     (staging / "report.md").write_text(text)
 
 
@@ -131,8 +134,9 @@ def render(
     summary: str,
     charts: dict[str, list[str]],
     tradeoff_chart: str | None = None,
+    search_lines: list[str] = (),
 ) -> str:
-    """The report's Markdown text."""
+    """The report's Markdown text; ``search_lines``: the search section (``report.search``)."""
     scoring = tables.scoring
     lines = [f"# LoRA sweep report: {tables.name}", "", summary, ""]
     for table in tables.experiments:
@@ -143,6 +147,7 @@ def render(
         lines += [""] + efficiency_table(table.rows)
         lines += [""] + [f"![{name}]({name})" for name in charts.get(table.name, [])] + [""]
         lines += recommendation_section(table.recommendation, table.rows, scoring)
+    lines += list(search_lines)
     lines += _overall(tables)
     lines += _confirmation(tables)
     lines += quality_cost_section(tables.tradeoffs, tradeoff_chart, scoring)

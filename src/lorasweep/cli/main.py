@@ -189,10 +189,15 @@ def _print_plan(plan, console: Console) -> None:
             "Then: a confirmation run of every experiment's recommended value combined "
             "(chosen from the results; no new run if it is one of the above)."
         )
+    if sweep.search is not None:
+        from lorasweep.search.study import describe_search
+
+        console.print(describe_search(sweep.search))
     if sweep.test is not None:
         adapters = " (every seed's adapter)" if seeds > 1 else ""
         console.print(
-            f"Then: the baseline, confirmation and best configurations{adapters} re-evaluated "
+            f"Then: the baseline, confirmation and best configurations"
+            f"{' and the best search trial' if sweep.search else ''}{adapters} re-evaluated "
             f"on {sweep.test.size} examples of the {sweep.test.split!r} split, each once."
         )
 

@@ -19,10 +19,19 @@ def startup_trials(trials: int) -> int:
     return max(2, min(10, trials // 3))
 
 
+class AskAndTellGrid(GridSampler):
+    """Optuna's grid, without its stop at the end of the grid: ``study.stop`` works only
+    inside ``study.optimize``, and the search stops by itself after its trials (at most the
+    grid)."""
+
+    def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
+        return None
+
+
 def _grid(search: SearchConfig, space: dict[str, BaseDistribution]) -> BaseSampler:
     grid = {name: list(d.choices) for name, d in space.items()
             if isinstance(d, CategoricalDistribution)}  # fmt: skip
-    return GridSampler(grid, seed=search.seed)
+    return AskAndTellGrid(grid, seed=search.seed)
 
 
 def _random(search: SearchConfig, space: dict[str, BaseDistribution]) -> BaseSampler:

@@ -29,6 +29,7 @@ from lorasweep.store.store import RunStore
 
 if TYPE_CHECKING:
     from lorasweep.config.plan import Plan, Unit
+    from lorasweep.config.search import SearchConfig
 
 
 def import_optuna() -> Any:
@@ -104,6 +105,18 @@ def run_search(
                 study.tell(trial, value)
         fault_point("search-batch")
     return planned
+
+
+def describe_search(search: SearchConfig) -> str:
+    """The search in one line, for the printed plan."""
+    batch = (
+        f"{search.batch} at a time" if search.batch else "as many at a time as the executor runs"
+    )
+    return (
+        f"Then: a {search.sampler} search (seed {search.seed}) of {search.total_trials} trials "
+        f"over {', '.join(search.space)}, {batch}; each trial joins the plan as it is asked, "
+        "and one that repeats a configuration already done costs nothing."
+    )
 
 
 def objective(store: RunStore, scores: ExampleScores, run_ids: Sequence[str]) -> float | None:

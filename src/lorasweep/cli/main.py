@@ -195,10 +195,13 @@ def _print_plan(plan, console: Console) -> None:
         console.print(describe_search(sweep.search))
     if sweep.test is not None:
         adapters = " (every seed's adapter)" if seeds > 1 else ""
+        chosen = ["the baseline"]
+        chosen += ["confirmation", "best configurations"] if plan.experiments else []
+        chosen += ["the best search trial"] if sweep.search else []
+        named = f"{', '.join(chosen[:-1])} and {chosen[-1]}" if len(chosen) > 1 else chosen[0]
         console.print(
-            f"Then: the baseline, confirmation and best configurations"
-            f"{' and the best search trial' if sweep.search else ''}{adapters} re-evaluated "
-            f"on {sweep.test.size} examples of the {sweep.test.split!r} split, each once."
+            f"Then: {named}{adapters} re-evaluated on {sweep.test.size} examples of the "
+            f"{sweep.test.split!r} split, each once."
         )
 
 

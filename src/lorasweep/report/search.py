@@ -10,6 +10,7 @@ The sentences are generated from those numbers; ``section`` lays them out.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -333,7 +334,7 @@ def _test_sentence(table: SearchTable, metric: str) -> str:
         f"On the held-out test split trial {check.trial} scores {metric} {check.test:.2f} "
         f"({change:+.2f} from validation to test), {_delta(check.test_delta)} against the "
         f"baseline ({verdict_words(check.test_delta)}); its difference to the baseline {moved}. "
-        f"The validation number is {chosen}, optimistic by construction (the winner's curse): "
+        f"The validation number is {chosen}, optimistic on average (the winner's curse): "
         "quote the test number."
     )
 
@@ -465,8 +466,9 @@ def chart(table: SearchTable | None, path: Path) -> Path | None:
     for axis, name in zip(axes[0], names, strict=True):
         points = table.points[name]
         categorical = "CategoricalDistribution" in table.distributions.get(name, "")
-        if categorical:
-            order = list(dict.fromkeys(_label(p.value) for p in sorted(points, key=_numeric)))
+        if categorical:  # every choice on the axis, in the config's order, tried or not
+            choices = json.loads(table.distributions[name])["attributes"]["choices"]
+            order = list(dict.fromkeys([*map(_label, choices), *(_label(p.value) for p in points)]))
             xs = [order.index(_label(p.value)) for p in points]
             axis.set_xticks(range(len(order)), order)
         else:
@@ -488,11 +490,3 @@ def chart(table: SearchTable | None, path: Path) -> Path | None:
         "(orange: best; dashed: baseline; bars: 95% CI)"
     )
     return _save(figure, path)
-
-
-def _numeric(point: Point) -> tuple[int, Any]:
-    """Numbers in numeric order, then the rest as text."""
-    value = point.value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return (0, value)
-    return (1, _label(value))

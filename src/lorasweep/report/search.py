@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lorasweep.errors import UserError
 from lorasweep.metrics.scoring import Scoring
 from lorasweep.report.recommend import verdict_words
 from lorasweep.report.tables import PerspectiveRow, Row, SweepTables, _corrected, _row
@@ -209,15 +210,18 @@ def param_importance(
     values = [t.row.metrics[scoring.primary] for t in trials]
     if len(set(values)) == 1:
         return None, "Every trial scored the same, so no parameter explains any difference."
+    from lorasweep.search.study import import_optuna
+
     try:
-        import optuna
+        optuna = import_optuna()
         import sklearn  # noqa: F401  (fANOVA's forest; optuna imports it lazily)
         from optuna.distributions import json_to_distribution
         from optuna.importance import FanovaImportanceEvaluator, get_param_importances
         from optuna.trial import create_trial
-    except ImportError:
-        return None, "Parameter importance needs optuna and scikit-learn: " \
-                     "pip install 'lorasweep[search]'."  # fmt: skip
+    except (ImportError, UserError):
+        return None, (
+            "Parameter importance needs optuna and scikit-learn: pip install 'lorasweep[search]'."
+        )
     from lorasweep.search.space import suggested
 
     distributions = {k: json_to_distribution(v) for k, v in search.distributions.items()}

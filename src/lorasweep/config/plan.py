@@ -243,7 +243,7 @@ def build_plan(sweep: SweepConfig) -> Plan:
             settings = BaselineConfig.model_validate(
                 apply_factor(baseline_raw, experiment.factor, value)
             )
-            label = _label(value)
+            label = value_label(value)
             run_ids = plan.add_runs(settings, f"{experiment.name}={label}")
             rows.append(ExperimentRow(value, label, run_ids, run_ids == plan.baseline_ids))
         plan.experiments.append(ExperimentPlan(experiment.name, experiment.factor, tuple(rows)))
@@ -326,7 +326,8 @@ def config_hash(resolved: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def _label(value: Any) -> str:
+def value_label(value: Any) -> str:
+    """A value as tables write it: ``16``, ``2e-4``, ``q_proj+v_proj``."""
     if isinstance(value, list):
         return "+".join(str(v) for v in value)
     if isinstance(value, float):

@@ -20,7 +20,7 @@ from optuna.distributions import (
 )
 
 from lorasweep.config.load import apply_factor
-from lorasweep.config.plan import format_number
+from lorasweep.config.plan import value_label as label
 from lorasweep.config.schema import BaselineConfig
 from lorasweep.config.search import Range, SearchConfig, is_integer_field
 
@@ -73,15 +73,6 @@ def suggested(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return label(value)
-
-
-def label(value: Any) -> str:
-    """A value as tables write it: ``16``, ``2e-4``, ``q_proj+v_proj``."""
-    if isinstance(value, list):
-        return "+".join(str(v) for v in value)
-    if isinstance(value, float):
-        return format_number(value)
-    return str(value)
 
 
 def settings(baseline: BaselineConfig, params: dict[str, Any]) -> BaselineConfig:

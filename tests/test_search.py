@@ -336,3 +336,33 @@ def test_too_few_trials_for_importance_says_how_many_are_needed(tmp_path):
     assert table.importance_note.startswith(
         "Parameter importance needs at least 4 finished distinct trials"
     )
+
+
+def test_a_failed_trial_is_recorded_the_search_goes_on_and_the_report_rescores(
+    micro_model, dialogue_dir, tmp_path
+):
+    # max_length 8 leaves no target token after the prompt: that trial fails, the other runs.
+    space = {"training.max_length": [192, 8]}
+    config = search_config(micro_model, dialogue_dir, tmp_path, sampler="grid", trials=None,
+                           space=space, batch=None)  # fmt: skip
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out)]) == 1  # a failed run: exit status 1
+    found = {t["params"]["training.max_length"]: t for t in trials(out)}
+    assert sorted(found) == [8, 192]
+    failed = json.loads((out / "runs" / found[8]["run_ids"][0] / "result.json").read_text())
+    assert (
+        failed["status"] == "failed"
+        and "no training example keeps a target token" in failed["error"]
+    )
+    search = section(
+        (out / "report" / "report.md").read_text(),
+        "## Search (grid, seed 3): 1 of 2 trials finished",
+    )
+    assert "| failed |" in search
+    # Another primary metric for the stored predictions: the search's trials are its runs.
+    raw = yaml.safe_load(config.read_text())
+    raw["evaluation"] = {**raw["evaluation"], "metrics": ["rouge", "chrf"], "primary": "chrf"}
+    rescored = write_yaml(tmp_path / "chrf.yaml", raw)
+    assert main(["report", str(out), "--config", str(rescored)]) == 0
+    search = section((out / "report" / "report.md").read_text(), "## Search (grid, seed 3)")
+    assert "| chrF [95% CI] |" in search

@@ -233,8 +233,9 @@ def _change_scoring(store, path: Path, console: Console) -> None:
     planned = {r.run_id for r in plan.runs}
     held = {r.run_id for r in stored.runs}
     confirmation = set(stored.confirmation.run_ids if stored.confirmation else ())
+    trials = {r for t in stored.search.trials for r in t.run_ids} if stored.search else set()
     same = plan.base_eval.run_id == stored.base_eval
-    if not (same and planned <= held and held - planned <= confirmation):
+    if not (same and planned <= held and held - planned <= confirmation | trials):
         raise UserError(
             f"--config: {path} describes other runs than {store.root} holds; only "
             "evaluation.metrics and evaluation.primary may change here (run the sweep instead)"

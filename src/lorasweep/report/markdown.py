@@ -148,7 +148,8 @@ def render(
         lines += [""] + [f"![{name}]({name})" for name in charts.get(table.name, [])] + [""]
         lines += recommendation_section(table.recommendation, table.rows, scoring)
     lines += list(search_lines)
-    lines += _overall(tables)
+    if tables.experiments or not search_lines:  # a search alone: its own recommendation
+        lines += _overall(tables)
     lines += _confirmation(tables)
     lines += quality_cost_section(tables.tradeoffs, tradeoff_chart, scoring)
     lines += _test(tables)

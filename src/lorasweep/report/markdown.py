@@ -14,7 +14,7 @@ from pathlib import Path
 from lorasweep.errors import UserError
 from lorasweep.metrics import health
 from lorasweep.metrics.scoring import Scoring
-from lorasweep.report import plots, search
+from lorasweep.report import plots, search, search_plots
 from lorasweep.report.pareto import COST_NAMES, Tradeoff
 from lorasweep.report.recommend import (
     CHEAPEST,
@@ -123,7 +123,7 @@ def _write_into(staging: Path, store: RunStore, tables: SweepTables) -> None:
     )
     summary = _sweep_summary(tables)
     searched = search.build_search(store, tables)
-    made = search.chart(searched, staging / "search-parameters.png")
+    made = search_plots.chart(searched, staging / "search-parameters.png")
     extra = search.section(searched, [made.name] if made else [])
     text = render(tables, summary, charts, tradeoff.name if tradeoff else None, extra)
     (staging / "report.md").write_text(text)

@@ -235,3 +235,42 @@ def test_ctrl_c_cancels_the_running_tasks_and_leaves_the_store_consistent(
     assert "cancelled" in statuses.values() and set(statuses.values()) <= {"done", "cancelled"}
     assert main(["run", str(path), "--out", str(out)]) == 0  # cancelled units run again
     assert metrics(out) == local_reference["small"]
+
+
+class TrialOverlap(Tracker):
+    """Records how many search trials were running at once."""
+
+    def __init__(self) -> None:
+        self.open: set[str] = set()
+        self.most = 0
+
+    def start_run(self, run_id, info):
+        if any(label.startswith("trial ") for label in info["labels"]):
+            self.open.add(run_id)
+            self.most = max(self.most, len(self.open))
+
+    def end_run(self, run_id, result, store):
+        self.open.discard(run_id)
+
+
+def test_a_search_runs_a_batch_per_cluster_capacity_and_asks_the_local_trials(
+    cluster, micro_model, dialogue_dir, tmp_path
+):
+    from rich.console import Console
+
+    from tests.test_search import search_config, trials  # skips without the search extra
+
+    local = search_config(micro_model, dialogue_dir, tmp_path, "local-search")  # batch: 2
+    assert main(["run", str(local), "--out", str(tmp_path / "local"), "--executor", "local"]) == 0
+    raw = __import__("yaml").safe_load(
+        search_config(micro_model, dialogue_dir, tmp_path, "ray-search", batch=None).read_text()
+    )
+    raw["execution"] = {"executor": "ray", "gpus_per_run": 1, "cpus_per_run": THREADS}
+    sweep = validate_sweep(raw)  # no batch: the cluster's capacity, 2 runs at a time
+    tracker = TrialOverlap()
+    outcome = run_sweep(build_plan(sweep), RunStore(tmp_path / "ray"), Console(quiet=True),
+                        build_executor("ray", sweep.execution), tracker=tracker)  # fmt: skip
+    assert not outcome.failed
+    assert tracker.most == 2  # each batch of 2 trials ran at once
+    assert trials(tmp_path / "ray") == trials(tmp_path / "local")
+    assert metrics(tmp_path / "ray") == metrics(tmp_path / "local")

@@ -13,7 +13,7 @@ import os
 import signal
 from pathlib import Path
 
-POINTS = ("checkpoint-saved", "evaluation", "writing-result")
+POINTS = ("checkpoint-saved", "evaluation", "writing-result", "search-batch")
 VARIABLES = ("LORASWEEP_KILL_AT", "LORASWEEP_KILL_MARK")  # forwarded to remote workers
 
 

@@ -208,11 +208,19 @@ def _print_plan(plan, console: Console) -> None:
             f"Then: API baselines {names}, asked the {sweep.evaluation.size} evaluation examples "
             "(what the sweep's response cache holds is not asked again)."
         )
+    if sweep.search is not None:
+        from lorasweep.search.study import describe_search
+
+        console.print(describe_search(sweep.search))
     if sweep.test is not None:
         adapters = " (every seed's adapter)" if seeds > 1 else ""
+        chosen = ["the baseline"]
+        chosen += ["confirmation", "best configurations"] if plan.experiments else []
+        chosen += ["the best search trial"] if sweep.search else []
+        named = f"{', '.join(chosen[:-1])} and {chosen[-1]}" if len(chosen) > 1 else chosen[0]
         console.print(
-            f"Then: the baseline, confirmation and best configurations{adapters} re-evaluated "
-            f"on {sweep.test.size} examples of the {sweep.test.split!r} split, each once."
+            f"Then: {named}{adapters} re-evaluated on {sweep.test.size} examples of the "
+            f"{sweep.test.split!r} split, each once."
         )
 
 
@@ -244,8 +252,9 @@ def _change_scoring(store, path: Path, console: Console) -> None:
     planned = {r.run_id for r in plan.runs}
     held = {r.run_id for r in stored.runs}
     confirmation = set(stored.confirmation.run_ids if stored.confirmation else ())
+    trials = {r for t in stored.search.trials for r in t.run_ids} if stored.search else set()
     same = plan.base_eval.run_id == stored.base_eval
-    if not (same and planned <= held and held - planned <= confirmation):
+    if not (same and planned <= held and held - planned <= confirmation | trials):
         raise UserError(
             f"--config: {path} describes other runs than {store.root} holds; only "
             "evaluation.metrics and evaluation.primary may change here (run the sweep instead)"

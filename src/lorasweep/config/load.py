@@ -13,12 +13,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from lorasweep.config.schema import BaselineConfig, Section, SweepConfig
+from lorasweep.config.search import check_space_values
 from lorasweep.errors import ConfigError
 
 # Pydantic names the branch of a union in an error's location ("constrained-int", "literal['all']",
 # "function-after[...]" for a branch with validators).
+# "[key]" marks a mapping's key (``search.space``): the key itself names the place.
 _UNION_BRANCH = re.compile(
-    r"^(int|float|str|bool|constrained-\w+|literal\[.*\]|list\[.*\]|function-\w+\[.*\])$"
+    r"^(int|float|str|bool|constrained-\w+|literal\[.*\]|list\[.*\]|function-\w+\[.*\]|\[key\])$"
 )
 _TYPE_MISMATCH = ("_type", "literal_error")
 
@@ -154,6 +156,7 @@ def validate_sweep(raw: dict[str, Any], source: str = "config") -> SweepConfig:
     except ValidationError as err:
         problems += format_errors(err, SweepConfig)
     problems += _check_experiment_values(raw)
+    problems += check_space_values(raw)
     if problems:
         raise ConfigError(*[f"{source}: {p}" for p in dict.fromkeys(problems)])
     assert config is not None
@@ -226,8 +229,8 @@ def format_errors(err: ValidationError, model: type[BaseModel]) -> list[str]:
 def _format_one(error: dict, prefix: str = "", root: type[BaseModel] | None = None) -> str:
     where = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
     where = where.lstrip(".")
-    if not where:  # a rule across sections: its message names the fields itself
-        return _message(error)
+    if not where or _message(error).startswith(f"{where}."):
+        return _message(error)  # a rule across fields: its message names the fields itself
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key{_suggestion(error['loc'], root)}"
     got = error.get("input")

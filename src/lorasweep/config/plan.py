@@ -20,6 +20,7 @@ from lorasweep.store.records import (
     PlannedConfirmation,
     PlannedExperiment,
     PlannedRow,
+    PlannedSearch,
     PlannedUnit,
     PlanRecord,
     UnitKind,
@@ -143,6 +144,7 @@ class Plan:
     experiments: list[ExperimentPlan] = field(default_factory=list)
     confirmation: dict[str, Any] | None = None  # {"run_ids": [...], "label": "..."}
     tests: list[TestSpec] = field(default_factory=list)
+    search: PlannedSearch | None = None  # the search's trials so far (lorasweep.search)
 
     @property
     def baseline_id(self) -> str:
@@ -191,6 +193,7 @@ class Plan:
                 else None
             ),
             tests=tuple(Unit(UnitKind.TEST, t).planned() for t in self.tests),
+            search=self.search,
         )
 
     def add_runs(self, settings: BaselineConfig, label: str) -> tuple[str, ...]:
@@ -254,6 +257,12 @@ def target_fields(plan: Plan) -> list[tuple[str, list[str] | str]]:
         for j, row in enumerate(experiment.rows):
             modules = plan.run(row.run_id).settings.lora.modules
             fields.append((f"experiments[{i}].values[{j}]", modules))
+    search = plan.sweep.search
+    choices = search.space.get("lora.target_modules") if search else None
+    for j, value in enumerate(choices if isinstance(choices, list) else []):
+        raw = apply_factor(plan.sweep.baseline.model_dump(), "lora.target_modules", value)
+        modules = BaselineConfig.model_validate(raw).lora.modules
+        fields.append((f"search.space.lora.target_modules[{j}]", modules))
     return fields
 
 
@@ -318,7 +327,7 @@ def config_hash(resolved: dict[str, Any]) -> str:
 
 
 def value_label(value: Any) -> str:
-    """A factor value as tables show it: 2e-4, q_proj+v_proj, 16."""
+    """A value as tables write it: ``16``, ``2e-4``, ``q_proj+v_proj``."""
     if isinstance(value, list):
         return "+".join(str(v) for v in value)
     if isinstance(value, float):

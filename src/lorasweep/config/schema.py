@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import string
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,6 +21,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+if TYPE_CHECKING:
+    from lorasweep.config.search import SearchConfig
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -409,16 +412,21 @@ class ExperimentConfig(Section):
     @field_validator("factor")
     @classmethod
     def _known_factor(cls, value: str) -> str:
-        section, _, key = value.partition(".")
-        fields = {"lora": LoraConfig.model_fields, "training": TrainingConfig.model_fields}
-        if value in NOT_FACTORS:
-            raise ValueError(f"{value} {NOT_FACTORS[value]}; set it in baseline.{value}")
-        if section not in fields or key not in fields[section]:
-            choices = [
-                f"{s}.{k}" for s, f in fields.items() for k in f if f"{s}.{k}" not in NOT_FACTORS
-            ]
-            raise ValueError(f"unknown factor; choose one of {', '.join(choices)}")
-        return value
+        return check_factor(value)
+
+
+def check_factor(value: str) -> str:
+    """A dotted field of the baseline that an experiment or a search may vary (``lora.r``)."""
+    section, _, key = value.partition(".")
+    fields = {"lora": LoraConfig.model_fields, "training": TrainingConfig.model_fields}
+    if value in NOT_FACTORS:
+        raise ValueError(f"{value} {NOT_FACTORS[value]}; set it in baseline.{value}")
+    if section not in fields or key not in fields[section]:
+        choices = [
+            f"{s}.{k}" for s, f in fields.items() for k in f if f"{s}.{k}" not in NOT_FACTORS
+        ]
+        raise ValueError(f"unknown factor; choose one of {', '.join(choices)}")
+    return value
 
 
 class ExecutionConfig(Section):
@@ -506,6 +514,7 @@ class SweepConfig(Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     generation: GenerationConfig = GenerationConfig()
     experiments: list[ExperimentConfig] = Field(default_factory=list)
+    search: SearchConfig | None = None  # a grid, random or TPE search (config/search.py)
     tracking: TrackingConfig = TrackingConfig()
     reported: list[ReportedRow] = Field(default_factory=list)  # published numbers, for perspective
     execution: ExecutionConfig = ExecutionConfig()
@@ -559,3 +568,9 @@ class SweepConfig(Section):
         if duplicates:
             raise ValueError(f"baselines: name {duplicates[0]!r} is used twice")
         return self
+
+
+# The search section builds on the classes above (config/__init__.py imports this module first).
+from lorasweep.config.search import SearchConfig  # noqa: E402
+
+SweepConfig.model_rebuild()

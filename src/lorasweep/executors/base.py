@@ -54,6 +54,10 @@ class Executor:
         """Compute every unit, calling ``events`` as each starts and finishes."""
         raise NotImplementedError
 
+    def parallelism(self) -> int:
+        """How many units ``run`` computes at once (after ``prepare``): a search's batch."""
+        return 1
+
     def close(self) -> None:
         """Release what ``prepare`` acquired (a cluster connection, a loaded model)."""
 

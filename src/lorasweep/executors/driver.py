@@ -60,6 +60,10 @@ def run_sweep(
     executor = executor or LocalExecutor(plan.sweep.execution)
     tracker = tracker or Tracker()
     outcome = SweepOutcome()
+    if plan.sweep.search is not None:
+        from lorasweep.search.study import import_optuna, run_search
+
+        import_optuna()  # a missing extra is refused before anything runs
     executor.prepare(plan, console)
     try:
         with lock(store.root, wait, console):
@@ -71,6 +75,9 @@ def run_sweep(
             tracker.start_sweep(plan.sweep.model_dump(mode="json"), plan.record(), store.root)
             driver = _Driver(plan, store, console, executor, tracker, outcome, retry_failed)
             driver.run(plan.units())
+            if plan.sweep.search is not None:  # trials join the plan batch by batch
+                run_search(plan, store, driver.run, lambda: store.write_plan(plan.record()),
+                           executor.parallelism(), console.print)  # fmt: skip
             # Follow-ups chosen from the results: they join the plan once the experiments end.
             if plan.sweep.confirmation and plan.experiments and add_confirmation(plan, store):
                 store.write_plan(plan.record())
@@ -102,12 +109,16 @@ def add_tests(plan: Plan, store: RunStore) -> bool:
     """Plan the test-split evaluations of the baseline, confirmation and best configurations:
     every seed's finished run, each once whatever roles it has."""
     from lorasweep.report.tables import build_tables
+    from lorasweep.search.study import best_trial
 
     best = build_tables(store).best
+    trial = best_trial(plan.record(), store)
     configurations = {
         "baseline": plan.baseline_ids,
         "confirmation": (plan.confirmation or {}).get("run_ids", ()),
-        "best": best.run_ids if best is not None else (),
+        # Without experiments the best single-factor configuration is the baseline itself.
+        "best": best.run_ids if best is not None and plan.experiments else (),
+        "best trial": trial.run_ids if trial is not None else (),
     }
     plan.tests = []
     for role in TEST_ROLES:

@@ -95,6 +95,9 @@ class RayExecutor(Executor):
             ) from None
         self._connected = True
 
+    def parallelism(self) -> int:
+        return max(1, capacity_of(self.execution, _nodes(import_ray())))
+
     def close(self) -> None:
         if self._connected:
             import ray

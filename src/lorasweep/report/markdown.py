@@ -14,7 +14,7 @@ from pathlib import Path
 from lorasweep.errors import UserError
 from lorasweep.metrics import health
 from lorasweep.metrics.scoring import Scoring
-from lorasweep.report import plots
+from lorasweep.report import plots, search, search_plots
 from lorasweep.report.formatting import (
     bold,
     bytes_cell,
@@ -133,7 +133,10 @@ def _write_into(staging: Path, store: RunStore, tables: SweepTables) -> None:
         tables.tradeoffs, staging / "quality-vs-cost.png", tables.scoring
     )
     summary = methods(tables)
-    text = render(tables, summary, charts, tradeoff.name if tradeoff else None)
+    searched = search.build_search(store, tables)
+    made = search_plots.chart(searched, staging / "search-parameters.png")
+    extra = search.section(searched, [made.name] if made else [])
+    text = render(tables, summary, charts, tradeoff.name if tradeoff else None, extra)
     (staging / "report.md").write_text(text)
 
 
@@ -142,8 +145,9 @@ def render(
     summary: str,
     charts: dict[str, list[str]],
     tradeoff_chart: str | None = None,
+    search_lines: list[str] = (),
 ) -> str:
-    """The report's Markdown text."""
+    """The report's Markdown text; ``search_lines``: the search section (``report.search``)."""
     scoring = tables.scoring
     lines = [f"# LoRA sweep report: {tables.name}", "", *answer_lines(tables), summary, ""]
     for table in tables.experiments:
@@ -154,7 +158,9 @@ def render(
         lines += [""] + efficiency_table(table.rows)
         lines += [""] + [f"![{name}]({name})" for name in charts.get(table.name, [])] + [""]
         lines += recommendation_section(table.recommendation, table.rows, scoring)
-    lines += _overall(tables)
+    lines += list(search_lines)
+    if tables.experiments or not search_lines:  # a search alone: its own recommendation
+        lines += _overall(tables)
     lines += _confirmation(tables)
     lines += quality_cost_section(tables.tradeoffs, tradeoff_chart, scoring)
     lines += _test(tables)

@@ -427,6 +427,7 @@ TEST_NAMES = {
     "baseline": "LoRA baseline",
     "confirmation": "confirmation run",
     "best": "best single-factor configuration",
+    "best trial": "best search trial",
 }
 
 

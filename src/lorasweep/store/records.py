@@ -246,7 +246,7 @@ class PlannedUnit:
 
 
 # The configurations evaluated on the test split, in the order the report lists them.
-TEST_ROLES = ("baseline", "confirmation", "best")
+TEST_ROLES = ("baseline", "confirmation", "best", "best trial")
 
 
 @dataclass(frozen=True)
@@ -289,6 +289,40 @@ class PlannedConfirmation:
 
 
 @dataclass(frozen=True)
+class PlannedTrial:
+    """One trial of a search: its number, the values it set, its run per seed.
+
+    Attributes:
+        number: Its place in the search (0-based), the order the sampler asked it in.
+        params: Baseline field (``lora.r``) -> the value the trial set.
+        run_ids: Its run per seed; a trial that repeats a configuration shares its runs.
+    """
+
+    number: int
+    params: dict[str, Any]
+    run_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlannedSearch:
+    """A search's trials and what the report needs to analyse them.
+
+    Attributes:
+        sampler: ``grid``, ``random`` or ``tpe``.
+        seed: The sampler's seed.
+        target: The trials it runs in all.
+        distributions: Field -> Optuna's JSON of its distribution (parameter importance).
+        trials: The trials asked so far, in order.
+    """
+
+    sampler: str
+    seed: int
+    target: int
+    distributions: dict[str, str]
+    trials: tuple[PlannedTrial, ...] = ()
+
+
+@dataclass(frozen=True)
 class PlanRecord:
     """``plan.json``: the units of a sweep and how the report groups them.
 
@@ -301,6 +335,7 @@ class PlanRecord:
         experiments: Each experiment's rows.
         confirmation: The combination of the recommended values, once chosen.
         tests: The test-split evaluations, once chosen.
+        search: The search's trials, as they are asked.
     """
 
     name: str
@@ -311,6 +346,7 @@ class PlanRecord:
     experiments: tuple[PlannedExperiment, ...] = ()
     confirmation: PlannedConfirmation | None = None
     tests: tuple[PlannedUnit, ...] = ()
+    search: PlannedSearch | None = None
 
     @property
     def baseline(self) -> str:
@@ -326,6 +362,7 @@ class PlanRecord:
         configurations = [self.baseline_run_ids]
         configurations += [row.run_ids for e in self.experiments for row in e.rows]
         configurations += [self.confirmation.run_ids] if self.confirmation else []
+        configurations += [t.run_ids for t in self.search.trials] if self.search else []
         seeded = {run_id: ids for ids in configurations for run_id in ids}
         tests = {unit.adapter_of: unit for unit in self.tests}
         grouped: dict[tuple[str, ...], list[PlannedUnit]] = {}
@@ -375,6 +412,13 @@ class PlanRecord:
                  "adapter_id": u.adapter_id}
                 for u in self.tests
             ]  # fmt: skip
+        if self.search:
+            record["search"] = {
+                "sampler": self.search.sampler, "seed": self.search.seed,
+                "target": self.search.target, "distributions": self.search.distributions,
+                "trials": [{"number": t.number, "params": t.params, "run_ids": list(t.run_ids)}
+                           for t in self.search.trials],
+            }  # fmt: skip
         return record
 
     @classmethod
@@ -422,6 +466,18 @@ class PlanRecord:
                 roles=tuple(dict.fromkeys((*(known.roles if known else ()), *roles))),
                 adapter_of=t.get("adapter_of", str),
             )  # fmt: skip
+        search = read.get("search", dict, None)
+        if search is not None:
+            found = reader(search)
+            trials = tuple(
+                PlannedTrial(t.get("number", int), t.get("params", dict),
+                             tuple(t.get("run_ids", list)))
+                for t in map(reader, found.get("trials", list, []))
+            )  # fmt: skip
+            search = PlannedSearch(
+                found.get("sampler", str), found.get("seed", int), found.get("target", int),
+                found.get("distributions", dict), trials,
+            )  # fmt: skip
         return cls(
             name=read.get("name", str),
             baseline_run_ids=tuple(read.get("baseline_run_ids", list)),
@@ -431,6 +487,7 @@ class PlanRecord:
             experiments=tuple(experiments),
             confirmation=confirmation,
             tests=tuple(tests.values()),
+            search=search,
         )
 
 

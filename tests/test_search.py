@@ -366,3 +366,14 @@ def test_a_failed_trial_is_recorded_the_search_goes_on_and_the_report_rescores(
     assert main(["report", str(out), "--config", str(rescored)]) == 0
     search = section((out / "report" / "report.md").read_text(), "## Search (grid, seed 3)")
     assert "| chrF [95% CI] |" in search
+
+
+def test_a_search_alone_answers_with_its_best_trial_and_its_test_check(synthetic):
+    _, table, text = synthetic
+    answer = section(text, "## The answer")
+    assert "keep the baseline" not in answer  # no experiments: the search decides
+    assert answer.startswith(
+        "\n\n- **Recommended, from the search:** The best of the 5 finished trials is trial 3"
+    )
+    assert "+7.00 [+6.10, +7.90] against the baseline, a significant gain" in answer
+    assert "On the held-out test split trial 3 scores ROUGE-L 36.48" in answer

@@ -136,7 +136,7 @@ def _write_into(staging: Path, store: RunStore, tables: SweepTables) -> None:
     searched = search.build_search(store, tables)
     made = search_plots.chart(searched, staging / "search-parameters.png")
     extra = search.section(searched, [made.name] if made else [])
-    text = render(tables, summary, charts, tradeoff.name if tradeoff else None, extra)
+    text = render(tables, summary, charts, tradeoff.name if tradeoff else None, extra, searched)
     (staging / "report.md").write_text(text)
 
 
@@ -146,10 +146,12 @@ def render(
     charts: dict[str, list[str]],
     tradeoff_chart: str | None = None,
     search_lines: list[str] = (),
+    searched: search.SearchTable | None = None,
 ) -> str:
     """The report's Markdown text; ``search_lines``: the search section (``report.search``)."""
     scoring = tables.scoring
-    lines = [f"# LoRA sweep report: {tables.name}", "", *answer_lines(tables), summary, ""]
+    lines = [f"# LoRA sweep report: {tables.name}", "", *answer_lines(tables, searched)]
+    lines += [summary, ""]
     for table in tables.experiments:
         lines += [f"## Experiment: {table.name} (`{table.factor}`)", ""]
         lines += experiment_table(table.rows, scoring)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from lorasweep.report import search
 from lorasweep.report.answer import CONFIRMATION, EXPERIMENT, Answer
 from lorasweep.report.formatting import delta_cell, score_cell
 from lorasweep.report.recommend import power_words, verdict_words
+from lorasweep.report.search import SearchTable
 from lorasweep.report.tables import SweepTables
 from lorasweep.stats import multiplicity, power
 from lorasweep.stats.bootstrap import CONFIDENCE, RESAMPLES
@@ -77,14 +79,21 @@ def _provenance(tables: SweepTables, training: str) -> str:
     )
 
 
-def answer_lines(tables: SweepTables) -> list[str]:
+def answer_lines(tables: SweepTables, searched: SearchTable | None = None) -> list[str]:
     """The answer first: the recommendation with its intervals, the factors that mattered and
-    those that did not, the confirmation and the largest caveat, generated from the numbers."""
+    those that did not, the search's best trial, the confirmation and the largest caveat,
+    generated from the numbers."""
     answer, scoring = tables.answer, tables.scoring
     if answer is None:
         return ["**The answer:** the baseline has not finished, so there is none yet.", ""]
     name = scoring.label(scoring.primary)
-    lines = ["## The answer", "", "- " + _recommended(answer, name)]
+    lines = ["## The answer", ""]
+    found = search.sentences(searched) if searched is not None and searched.best else []
+    if tables.experiments or not found:
+        lines.append("- " + _recommended(answer, name))
+    if found:  # the best trial against the baseline (Holm), then its test-split check
+        heading = "Search" if tables.experiments else "Recommended, from the search"
+        lines.append(f"- **{heading}:** {found[0]} {found[-1]}")
     lines += [f"- {line}" for line in _factors(answer)]
     confirmation = tables.confirmation
     if answer.confirmation_is_baseline:

@@ -37,7 +37,7 @@ def experiment_chart(table: ExperimentTable, path: Path, scoring: Scoring) -> Pa
     axis.set_ylabel(scoring.label(scoring.primary))
     axis.set_title(f"{table.name} (orange: baseline; bars: 95% CI of the mean)")
     axis.margins(y=0.15)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def delta_chart(table: ExperimentTable, path: Path, scoring: Scoring) -> Path | None:
@@ -63,7 +63,7 @@ def delta_chart(table: ExperimentTable, path: Path, scoring: Scoring) -> Path | 
     axis.set_xlabel(f"Δ {scoring.label(scoring.primary)} vs baseline (95% CI)")
     axis.set_ylabel(table.factor)
     axis.set_title(f"{table.name}: green gain, red loss, grey within noise")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def loss_chart(table: ExperimentTable, store: RunStore, path: Path) -> Path | None:
@@ -83,7 +83,7 @@ def loss_chart(table: ExperimentTable, store: RunStore, path: Path) -> Path | No
     axis.set_ylabel("training loss")
     axis.set_title(f"{table.name}: training loss")
     axis.legend(title=table.factor, fontsize="small")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def tradeoff_chart(tradeoffs: list[Tradeoff], path: Path, scoring: Scoring) -> Path | None:
@@ -112,10 +112,10 @@ def tradeoff_chart(tradeoffs: list[Tradeoff], path: Path, scoring: Scoring) -> P
         f"{scoring.label(scoring.primary)} against cost "
         f"(blue: Pareto front; {better} and left is better)"
     )
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def _save(figure: plt.Figure, path: Path) -> Path:
+def save_figure(figure: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -16,7 +16,13 @@ from typing import Any
 from lorasweep.errors import UserError
 from lorasweep.metrics.scoring import Scoring
 from lorasweep.report.recommend import verdict_words
-from lorasweep.report.tables import PerspectiveRow, Row, SweepTables, _corrected, _row
+from lorasweep.report.tables import (
+    PerspectiveRow,
+    Row,
+    SweepTables,
+    configuration_row,
+    holm_corrected,
+)
 from lorasweep.stats import multiplicity
 from lorasweep.stats.bootstrap import CONFIDENCE, GAIN, LOSS, NOISE, Delta
 from lorasweep.stats.scores import ExampleScores
@@ -121,12 +127,14 @@ def build_search(store: RunStore, tables: SweepTables) -> SearchTable | None:
     for trial in search.trials:
         first_of.setdefault(trial.run_ids, trial.number)
         is_baseline = trial.run_ids == tuple(reference)
-        rows.append(_row(f"trial {trial.number}", trial.run_ids, is_baseline, tables.results,
-                         scores, reference))  # fmt: skip
+        label = f"trial {trial.number}"
+        rows.append(
+            configuration_row(label, trial.run_ids, is_baseline, tables.results, scores, reference)
+        )
     # One comparison per distinct configuration: a repeated suggestion is the same runs.
     distinct = {t.run_ids: i for i, t in reversed(list(enumerate(search.trials)))}
     family = [rows[i] for i in sorted(distinct.values())]
-    corrected = {r.run_ids: r for r in _corrected(family, scores, reference)}
+    corrected = {r.run_ids: r for r in holm_corrected(family, scores, reference)}
     rows = [corrected[r.run_ids] for r in rows]
     trials = [
         TrialRow(t.number, t.params, row, same_as=_earlier(first_of[t.run_ids], t.number))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lorasweep.report.plots import _save, plt
+from lorasweep.report.plots import plt, save_figure
 from lorasweep.report.search import SearchTable, param_label
 
 
@@ -47,4 +47,4 @@ def chart(table: SearchTable | None, path: Path) -> Path | None:
         f"{scoring.label(scoring.primary)} per trial against each parameter "
         "(orange: best; dashed: baseline; bars: 95% CI)"
     )
-    return _save(figure, path)
+    return save_figure(figure, path)

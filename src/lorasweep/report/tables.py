@@ -196,15 +196,15 @@ def build_tables(store: RunStore, rescore: bool = False) -> SweepTables:
     finished = {r for r, result in results.items() if result.done}
     scores = ExampleScores(store, finished, scoring, rescore)
     reference = _baseline_ids(plan)
-    baseline = _row("baseline", reference, True, results, scores, reference)
+    baseline = configuration_row("baseline", reference, True, results, scores, reference)
 
     experiments = []
     for experiment in plan.experiments:
         rows = [
-            _row(row.label, row.run_ids, row.is_baseline, results, scores, reference)
+            configuration_row(row.label, row.run_ids, row.is_baseline, results, scores, reference)
             for row in experiment.rows
         ]
-        rows = _mark_best(_corrected(rows, scores, reference), scoring)
+        rows = _mark_best(holm_corrected(rows, scores, reference), scoring)
         experiments.append(
             ExperimentTable(
                 experiment.name,
@@ -286,7 +286,7 @@ def _baseline_ids(plan: PlanRecord) -> tuple[str, ...]:
     return plan.baseline_run_ids
 
 
-def _row(
+def configuration_row(
     label: str,
     run_ids: tuple[str, ...],
     is_baseline: bool,
@@ -294,6 +294,8 @@ def _row(
     scores: ExampleScores,
     reference: tuple[str, ...],
 ) -> Row:
+    """One configuration's row: its seeds' mean scores and spread, its cost, and its paired
+    deltas against ``reference`` (the baseline's runs), uncorrected."""
     finished = [results[r] for r in run_ids if r in results and results[r].done]
     done_ids = tuple(r.run_id for r in finished)
     primary = scores.scoring.primary
@@ -321,7 +323,7 @@ def _row(
     )
 
 
-def _corrected(rows: list[Row], scores: ExampleScores, reference: tuple[str, ...]) -> list[Row]:
+def holm_corrected(rows: list[Row], scores: ExampleScores, reference: tuple[str, ...]) -> list[Row]:
     """The rows' deltas against the baseline with Holm's correction over the experiment's
     comparisons, each key its own family (``stats.multiplicity``)."""
     corrected = [dict(r.vs_baseline) for r in rows]
@@ -415,7 +417,8 @@ def _confirmation(
     planned = plan.confirmation
     if not planned or not planned.run_ids:
         return None
-    row = _row(planned.label or "confirmation", planned.run_ids, False, results, scores, reference)
+    label = planned.label or "confirmation"
+    row = configuration_row(label, planned.run_ids, False, results, scores, reference)
     if best is None:
         return None
     primary = scores.scoring.primary
@@ -442,7 +445,7 @@ def _test_rows(
     for evaluation in evaluations:
         name = ", ".join(TEST_NAMES.get(role, role) for role in evaluation.roles)
         is_baseline = evaluation.run_ids == baseline
-        row = _row(name, evaluation.run_ids, is_baseline, results, scores, baseline)
+        row = configuration_row(name, evaluation.run_ids, is_baseline, results, scores, baseline)
         if not row.metrics:
             continue
         primary = scores.scoring.primary

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from lorasweep.store.records import BaselineResult
 
 if TYPE_CHECKING:
-    from lorasweep.report.tables import PerspectiveRow
+    from lorasweep.report.perspective import PerspectiveRow
     from lorasweep.stats.scores import ExampleScores
 
 # (name, predictions, reference, scores, kind, details) -> a paired row: tables._external
@@ -25,7 +25,7 @@ def api_row(
 ) -> PerspectiveRow:
     """The row of one API baseline, paired with the LoRA baseline's examples by ``paired``;
     a failed baseline is a row without numbers whose note is its error."""
-    from lorasweep.report.tables import PerspectiveRow
+    from lorasweep.report.perspective import PerspectiveRow
 
     if not record.done:
         note = f"`{record.model}`: failed: {record.error or 'unknown error'}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lorasweep.report.tables import Row
+from lorasweep.report.rows import Row
 from lorasweep.stats.bootstrap import Delta
 
 

@@ -137,47 +137,22 @@ def main(argv: list[str] | None = None) -> int:
                     timed_sweep(args.runs_in_eval_series, size, args.steps, out / "eval")
                 )
 
-    runs = medians(by_runs, "runs")
-    evals = medians(by_eval, "eval_size")
     print(f"\nruns series ({args.steps} steps per run, {args.eval_size} evaluation examples):")
-    print("  runs   wall   training  generation  other")
-    for n, t in sorted(runs.items()):
-        other = t.wall - t.train - t.generate
-        print(f"  {n:>4} {t.wall:6.1f}s {t.train:8.1f}s {t.generate:9.1f}s {other:6.1f}s")
-    xs = [float(n) for n in sorted(runs)]
-    walls = [runs[n].wall for n in sorted(runs)]
-    a, b = line(xs, walls)
-    fixed_measured, per_run_measured = line(
-        xs, [runs[n].train + runs[n].generate for n in sorted(runs)]
-    )
-    dev = worst_deviation(xs, walls)
-    linear = dev <= args.linear_tolerance
+    a, b, fixed_measured, per_run_measured, verdict = series(by_runs, "runs", args)
     print(
-        f"  fit: wall = {a:.1f}s + {b:.2f}s x runs; worst point {dev:.1%} off the line "
-        f"({'linear' if linear else 'NOT linear'})\n"
+        f"  fit: wall = {a:.1f}s + {b:.2f}s x runs; {verdict}\n"
         f"  per run: {per_run_measured:.2f}s of training and generation + "
         f"{b - per_run_measured:.2f}s overhead (set-up, saving, merging, scoring, report)\n"
         f"  per sweep: {fixed_measured:.1f}s of zero-shot generation + {a - fixed_measured:.1f}s "
         "overhead (data and model loading, tokenization cache, planning, report)"
     )
-
     print(f"\nevaluation series ({args.runs_in_eval_series} run + zero-shot):")
-    print("  examples   wall   training  generation  other")
-    for n, t in sorted(evals.items()):
-        other = t.wall - t.train - t.generate
-        print(f"  {n:>8} {t.wall:6.1f}s {t.train:8.1f}s {t.generate:9.1f}s {other:6.1f}s")
-    xs = [float(n) for n in sorted(evals)]
-    walls = [evals[n].wall for n in sorted(evals)]
-    c, d = line(xs, walls)
-    dev_e = worst_deviation(xs, walls)
-    linear_e = dev_e <= args.linear_tolerance
-    gen_slope = line(xs, [evals[n].generate for n in sorted(evals)])[1]
-    units = args.runs_in_eval_series + 1
+    c, d, _, gen_slope, verdict = series(by_eval, "eval_size", args)
     print(
-        f"  fit: wall = {c:.1f}s + {1000 * d:.1f}ms x examples; worst point {dev_e:.1%} off the "
-        f"line ({'linear' if linear_e else 'NOT linear'}); per example {1000 * gen_slope:.1f}ms "
-        f"of generation ({units} models) + {1000 * (d - gen_slope):.1f}ms of scoring, storing "
-        "and reporting"
+        f"  fit: wall = {c:.1f}s + {1000 * d:.1f}ms x examples; {verdict}\n"
+        f"  per example: {1000 * gen_slope:.1f}ms of training and generation "
+        f"({args.runs_in_eval_series + 1} models decode it) + {1000 * (d - gen_slope):.1f}ms of "
+        "scoring, storing and reporting"
     )
     spread = [max(g) / min(g) - 1 for g in _groups(by_runs, "runs") + _groups(by_eval, "eval_size")]
     print(
@@ -186,6 +161,23 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{x:.2f}" for x in os.getloadavg())
     )
     return 0
+
+
+def series(points: list[Timed], key: str, args) -> tuple[float, float, float, float, str]:
+    """Print one series (the median repeat per point) and fit it: the wall time's intercept
+    and slope, the same for the measured training + generation time, and a linearity verdict."""
+    by = medians(points, key)
+    print(f"  {key:>9}   wall   training  generation  other")
+    for n, t in sorted(by.items()):
+        other = t.wall - t.train - t.generate
+        print(f"  {n:>9} {t.wall:6.1f}s {t.train:8.1f}s {t.generate:9.1f}s {other:6.1f}s")
+    xs = [float(n) for n in sorted(by)]
+    walls = [by[n].wall for n in sorted(by)]
+    intercept, slope = line(xs, walls)
+    measured = line(xs, [by[n].train + by[n].generate for n in sorted(by)])
+    worst = worst_deviation(xs, walls)
+    linear = "linear" if worst <= args.linear_tolerance else "NOT linear"
+    return intercept, slope, *measured, f"worst point {worst:.1%} off the line ({linear})"
 
 
 def _groups(points: list[Timed], key: str) -> list[list[float]]:

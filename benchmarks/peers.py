@@ -23,7 +23,7 @@ Targets, at the larger size: training at least 1.0x TRL's fastest configuration 
 Usage::
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/peers.py              # about 10 minutes, 2 cores
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/peers.py --size 60    # another size
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/peers.py --size 200   # another size
 
 Exit status 0 when every target is met, 1 otherwise. Needs TRL (``pip install -e .[bench]``).
 """
@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # compare_plain, run f
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from compare_plain import LOSS_TOLERANCE, demo_config  # noqa: E402
+from compare_plain import LOSS_TOLERANCE, curve_gap, demo_config, trainer_arguments  # noqa: E402
 from peft import get_peft_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback  # noqa: E402
@@ -197,30 +197,6 @@ class StepClock(TrainerCallback):
         self.seen.append(int(state.num_input_tokens_seen))
 
 
-def trainer_arguments(config: TrainingConfig, work: Path, **extra) -> dict:
-    """The TrainingArguments every Trainer-based side shares: lorasweep's schedule."""
-    return dict(
-        output_dir=str(work),
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm if config.max_grad_norm is not None else 0.0,
-        seed=config.seed,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        include_num_input_tokens_seen="non_padding",
-        use_cpu=not torch.cuda.is_available(),
-        **extra,
-    )
-
-
 def run_trainer(name: str, trainer, examples_per_step: float) -> Trained:
     from transformers import PrinterCallback
 
@@ -294,17 +270,6 @@ def train_trl(name, base, lora, examples, config, tokenizer, work: Path) -> Trai
         model=with_lora(base, lora, 42), args=sft, train_dataset=dataset, processing_class=tokenizer
     )
     return run_trainer(name, trainer, per_step)
-
-
-def smoothed(losses: list[float], window: int) -> list[float]:
-    return [fmean(losses[max(0, i + 1 - window) : i + 1]) for i in range(len(losses))]
-
-
-def curve_gap(a: list[float], b: list[float], window: int) -> float:
-    """Mean absolute difference of two smoothed curves, from the first full window on."""
-    a, b = smoothed(a, window), smoothed(b, window)
-    n = min(len(a), len(b))
-    return fmean(abs(x - y) for x, y in zip(a[window - 1 : n], b[window - 1 : n], strict=True))
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -381,7 +346,9 @@ class SizeReport:
     lines: list[str]
 
 
-def bench_size(label, base, resources, config, lora, args, work, floors, ids=None) -> SizeReport:
+def bench_size(
+    label, base, resources, config, lora, args, work, floors, repeats, ids=None
+) -> SizeReport:
     """Every training side in turn, then the evaluation comparison, on ``base``; ``ids`` is the
     tokenizer for a model whose vocabulary is not the built-in tokenizer's (the same ids)."""
     tokenizer = ids or resources.tokenizer
@@ -419,9 +386,11 @@ def bench_size(label, base, resources, config, lora, args, work, floors, ids=Non
     prompts = resources.eval_prompts[: args.eval_size]
     cap, batch_size = resources.max_new_tokens, resources.sweep.generation.batch_size
     merged = model.merge_and_unload().eval()
-    models = [("fine-tuned", merged)] if ids else [("zero-shot", base), ("fine-tuned", merged)]
+    # A random model never emits EOS zero-shot (every output runs to the cap), and a few steps
+    # of fine-tuning may teach it to stop at once: both are shown.
+    models = [("zero-shot", base), ("fine-tuned", merged)]
     evals = [
-        bench_eval(name, m, tokenizer, prompts, cap, batch_size, args.repeats, ids is not None)
+        bench_eval(name, m, tokenizer, prompts, cap, batch_size, repeats, ids is not None)
         for name, m in models
     ]
     lines = [
@@ -440,7 +409,7 @@ def bench_size(label, base, resources, config, lora, args, work, floors, ids=Non
         )
     lines.append(
         f"  evaluation: {len(prompts)} prompts, batch {batch_size}, cap {cap} new tokens, greedy, "
-        f"median of {args.repeats}"
+        f"median of {repeats}"
     )
     for e in evals:
         lines.append(
@@ -475,11 +444,12 @@ def verdicts(report: SizeReport) -> list[tuple[str, str, bool]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=float, default=125, help="millions of parameters (125)")
+    parser.add_argument("--size", type=float, default=100, help="millions of parameters (100)")
     parser.add_argument("--steps", type=int, default=40, help="training steps, built-in model")
-    parser.add_argument("--large-steps", type=int, default=8, help="training steps, large model")
+    parser.add_argument("--large-steps", type=int, default=6, help="training steps, large model")
     parser.add_argument("--eval-size", type=int, default=50, help="evaluation prompts")
     parser.add_argument("--repeats", type=int, default=3, help="timed evaluations per decoder")
+    parser.add_argument("--large-repeats", type=int, default=2, help="the same, large model")
     parser.add_argument("--vocab", type=int, default=32000, help="large model's vocabulary")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--skip-builtin", action="store_true", help="the large model only")
@@ -509,18 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     reports = []
     with tempfile.TemporaryDirectory(prefix="lorasweep-peers-") as tmp:
         if not args.skip_builtin:
-            reports.append(
-                bench_size(
-                    "built-in tiny model",
-                    resources.model,
-                    resources,
-                    config,
-                    lora,
-                    args,
-                    Path(tmp) / "builtin",
-                    floors=2,
-                )  # fmt: skip
-            )
+            builtin = (resources.model, resources, config, lora, args, Path(tmp) / "builtin")
+            reports.append(bench_size("built-in tiny model", *builtin, 2, args.repeats))
         large = llama_config(args.size, args.vocab, tokenizer.pad_token_id, tokenizer.eos_token_id)
         ids = id_tokenizer(large.vocab_size, tokenizer.pad_token_id, tokenizer.eos_token_id)
         steps = args.large_steps
@@ -530,19 +490,8 @@ def main(argv: list[str] | None = None) -> int:
             f"random Llama, hidden {large.hidden_size}, {large.num_hidden_layers} layers, "
             f"vocabulary {large.vocab_size:,}"
         )
-        reports.append(
-            bench_size(
-                label,
-                random_llama(large),
-                resources,
-                large_config,
-                lora,
-                args,
-                Path(tmp) / "large",
-                floors=1,
-                ids=ids,
-            )  # fmt: skip
-        )
+        sized = (random_llama(large), resources, large_config, lora, args, Path(tmp) / "large")
+        reports.append(bench_size(label, *sized, 1, args.large_repeats, ids=ids))
     print()
     for report in reports:
         print("\n".join(report.lines))

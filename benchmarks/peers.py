@@ -8,8 +8,10 @@ million parameters built here, no download) on the built-in corpus with the demo
   and packing with position ids) and the transformers ``Trainer`` padded to ``max_length``.
   Every side starts from the same LoRA initialisation with the same schedule, steps, batch
   size, clipping and target-only loss. A step's rate is its real tokens over the time since
-  the previous step ended; the median over the steps after the first counts, so that a burst
-  of another process's work on this shared machine moves one step, not the figure. The loss
+  the previous step ended. Every side trains once for the full steps, then ``--rounds`` - 1
+  more times for ``--round-steps`` steps, each round in the reverse order of the one before;
+  the median over every round's steps after its first counts, so that a burst of another
+  process's work on this shared machine moves a few steps of several sides, not one figure. The loss
   curves must match within 1.5x the gap that batch order alone makes (lorasweep against itself
   with another seed), as in ``compare_plain.py``.
 * evaluation: lorasweep's ``generate`` against transformers' ``generate`` with lorasweep's
@@ -147,16 +149,22 @@ class Trained:
     ends: list[float]  # perf_counter at each step's end
     started: float
     examples_per_step: float
+    more_rates: list[float] = field(default_factory=list)  # timed steps of later rounds
 
     @property
     def seconds(self) -> float:
         return self.ends[-1] - self.started
 
     @property
-    def rate(self) -> float:
-        """Median real tokens/s over the steps after the first (which warms caches up)."""
+    def step_rates(self) -> list[float]:
+        """Real tokens/s of each step after the first (which warms caches up)."""
         durations = [b - a for a, b in zip([self.started, *self.ends], self.ends, strict=False)]
-        rates = [t / d for t, d in zip(self.tokens[1:], durations[1:], strict=True)]
+        return [t / d for t, d in zip(self.tokens[1:], durations[1:], strict=True)]
+
+    @property
+    def rate(self) -> float:
+        """Median real tokens/s over every timed step, this run's and later rounds'."""
+        rates = self.step_rates + self.more_rates
         return median(rates) if rates else sum(self.tokens) / self.seconds
 
 
@@ -355,25 +363,37 @@ def bench_size(
     examples: list[Encoded] = resources.train_encoded(config.max_length)
     pad_id = tokenizer.pad_token_id
     params = sum(p.numel() for p in base.parameters())
-    model, ours = train_lorasweep(base, lora, examples, config, pad_id)
-    progress(f"{label[:24]}: {ours.name}, {ours.seconds:.0f}s")
     names = list(TRL_CONFIGS)
 
-    def trl(k: int) -> Trained:
-        return train_trl(names[k], base, lora, examples, config, tokenizer, work / f"trl-{k}")
+    def sides(cfg: TrainingConfig) -> list[Callable[[], Trained]]:
+        """Every training side at ``cfg``'s steps, lorasweep's default first."""
 
-    # lorasweep and its peers alternate, so that a slow spell of the machine is shared.
-    sides: list[Callable[[], Trained]] = [
-        lambda: trl(0),
-        lambda: train_lorasweep(base, lora, examples, config, pad_id, packing=True)[1],
-        lambda: trl(1),
-        lambda: train_padded_trainer(base, lora, examples, config, tokenizer, work / "trainer"),
-        lambda: trl(2),
-    ]
+        def trl(k: int) -> Trained:
+            return train_trl(names[k], base, lora, examples, cfg, tokenizer, work / f"trl-{k}")
+
+        return [
+            lambda: train_lorasweep(base, lora, examples, cfg, pad_id)[1],
+            lambda: trl(0),
+            lambda: train_lorasweep(base, lora, examples, cfg, pad_id, packing=True)[1],
+            lambda: trl(1),
+            lambda: train_padded_trainer(base, lora, examples, cfg, tokenizer, work / "trainer"),
+            lambda: trl(2),
+        ]
+
+    # Round 1 trains every side for the full steps (the loss curves); each later round trains
+    # every side again for a few steps, in the reverse order of the round before, so that a
+    # slow spell of this shared machine falls on several sides, and adds its timed steps.
+    model, ours = train_lorasweep(base, lora, examples, config, pad_id)
     trained = [ours]
-    for side in sides:
+    for side in sides(config)[1:]:
         trained.append(side())
         progress(f"{label[:24]}: {trained[-1].name}, {trained[-1].seconds:.0f}s")
+    short = config.model_copy(update={"max_steps": min(config.max_steps, args.round_steps)})
+    for k in range(1, args.rounds):
+        order = list(enumerate(sides(short)))
+        for i, side in order[::-1] if k % 2 else order:
+            trained[i].more_rates += side().step_rates
+        progress(f"{label[:24]}: timing round {k + 1} of {args.rounds}")
     window = min(SMOOTHING, max(1, config.max_steps // 3))
     reordered = [
         train_lorasweep(base, lora, examples, config, pad_id, seed=s)[1]
@@ -450,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-size", type=int, default=50, help="evaluation prompts")
     parser.add_argument("--repeats", type=int, default=3, help="timed evaluations per decoder")
     parser.add_argument("--large-repeats", type=int, default=2, help="the same, large model")
+    parser.add_argument("--rounds", type=int, default=2, help="training rounds per side (2)")
+    parser.add_argument("--round-steps", type=int, default=3, help="steps of each later round")
     parser.add_argument("--vocab", type=int, default=32000, help="large model's vocabulary")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--skip-builtin", action="store_true", help="the large model only")
@@ -491,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
             f"vocabulary {large.vocab_size:,}"
         )
         sized = (random_llama(large), resources, large_config, lora, args, Path(tmp) / "large")
-        reports.append(bench_size(label, *sized, 1, args.large_repeats, ids=ids))
+        reports.append(bench_size(label, *sized, 2, args.large_repeats, ids=ids))
     print()
     for report in reports:
         print("\n".join(report.lines))

@@ -39,6 +39,7 @@ from lorasweep.config.load import validate_sweep  # noqa: E402
 from lorasweep.config.plan import build_plan  # noqa: E402
 from lorasweep.executors.driver import run_sweep  # noqa: E402
 from lorasweep.report.markdown import write_report  # noqa: E402
+from lorasweep.store.records import Status  # noqa: E402
 from lorasweep.store.store import RunStore  # noqa: E402
 
 RUNS = (1, 2, 4, 8)
@@ -77,10 +78,10 @@ def timed_sweep(runs: int, eval_size: int, steps: int, out: Path) -> Timed:
     write_report(store)
     wall = time.perf_counter() - started
     results = [r for r in (store.result(p.name) for p in store.root.glob("runs/*")) if r]
-    if any(r["status"] != "done" for r in results):
+    if any(r.status is not Status.DONE for r in results):
         raise RuntimeError("a run failed")
-    train = sum(r["timings"].get("train_s", 0.0) for r in results)
-    generate = sum(r["timings"]["eval_s"] for r in results)
+    train = sum(r.timings.get("train_s", 0.0) for r in results)
+    generate = sum(r.timings["eval_s"] for r in results)
     return Timed(runs, eval_size, wall, train, generate)
 
 

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20, help="training steps per run (20)")
     parser.add_argument("--eval-size", type=int, default=100, help="examples in the runs series")
     parser.add_argument("--runs-in-eval-series", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=2, help="sweeps per point (median)")
+    parser.add_argument("--repeats", type=int, default=3, help="sweeps per point (median)")
     parser.add_argument("--linear-tolerance", type=float, default=0.10)
     args = parser.parse_args(argv)
     transformers.logging.set_verbosity_error()
@@ -149,8 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"\nevaluation series ({args.runs_in_eval_series} run + zero-shot):")
     c, d, _, gen_slope, verdict = series(by_eval, "eval_size", args)
+    by = medians(by_eval, "eval_size")
+    xs = [float(n) for n in sorted(by)]
+    rest = [by[n].wall - by[n].train for n in sorted(by)]  # the run trains the same steps
+    worst = worst_deviation(xs, rest)
+    shape = "linear" if worst <= args.linear_tolerance else "NOT linear"
     print(
         f"  fit: wall = {c:.1f}s + {1000 * d:.1f}ms x examples; {verdict}\n"
+        f"  wall less training (the same {args.steps} steps in every sweep of the series): "
+        f"{line(xs, rest)[0]:.1f}s + {1000 * line(xs, rest)[1]:.1f}ms x examples; worst point "
+        f"{worst:.1%} off the line ({shape})\n"
         f"  per example: {1000 * gen_slope:.1f}ms of training and generation "
         f"({args.runs_in_eval_series + 1} models decode it) + {1000 * (d - gen_slope):.1f}ms of "
         "scoring, storing and reporting"

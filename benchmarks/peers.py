@@ -24,7 +24,7 @@ Targets, at the larger size: training at least 1.0x TRL's fastest configuration 
 
 Usage::
 
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/peers.py              # about 10 minutes, 2 cores
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/peers.py              # about 11 minutes, 2 cores
     OMP_WAIT_POLICY=PASSIVE python benchmarks/peers.py --size 200   # another size
 
 Exit status 0 when every target is met, 1 otherwise. Needs TRL (``pip install -e .[bench]``).

@@ -59,6 +59,7 @@ from transformers import (  # noqa: E402
 
 from lorasweep.config.load import read_yaml, validate_sweep  # noqa: E402
 from lorasweep.config.plan import Plan, RunSpec, build_plan  # noqa: E402
+from lorasweep.config.schema import TrainingConfig  # noqa: E402
 from lorasweep.evaluation.generate import generate, stop_token_ids  # noqa: E402
 from lorasweep.executors.driver import run_sweep  # noqa: E402
 from lorasweep.executors.local import prepare  # noqa: E402
@@ -176,18 +177,11 @@ def train_lorasweep(resources: SweepResources, spec: RunSpec, seed: int | None =
     return model, [log.loss for log in history], tokens, seconds
 
 
-def train_plain(resources: SweepResources, spec: RunSpec, work: Path):
-    """The common script: ``Trainer`` with a collator that pads every batch to ``max_length``."""
-    config = spec.settings.training
-    tokenizer = resources.tokenizer
-    tokenizer.padding_side = "right"
-    examples = resources.train_encoded(config.max_length)
-    dataset = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
-    collator = DataCollatorForSeq2Seq(
-        tokenizer, padding="max_length", max_length=config.max_length, label_pad_token_id=-100
-    )
-    args = TrainingArguments(
-        output_dir=str(work / "trainer"),
+def trainer_arguments(config: TrainingConfig, work: Path, **extra) -> dict[str, Any]:
+    """TrainingArguments for lorasweep's schedule, steps, batch and clipping (real tokens
+    counted), for every Trainer-based side of the benchmarks."""
+    return dict(
+        output_dir=str(work),
         max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -204,7 +198,21 @@ def train_plain(resources: SweepResources, spec: RunSpec, work: Path):
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
         use_cpu=not torch.cuda.is_available(),
+        **extra,
     )
+
+
+def train_plain(resources: SweepResources, spec: RunSpec, work: Path):
+    """The common script: ``Trainer`` with a collator that pads every batch to ``max_length``."""
+    config = spec.settings.training
+    tokenizer = resources.tokenizer
+    tokenizer.padding_side = "right"
+    examples = resources.train_encoded(config.max_length)
+    dataset = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
+    collator = DataCollatorForSeq2Seq(
+        tokenizer, padding="max_length", max_length=config.max_length, label_pad_token_id=-100
+    )
+    args = TrainingArguments(**trainer_arguments(config, work / "trainer"))
     model = lora_model(resources, spec)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
     trainer.remove_callback(PrinterCallback)  # the loss curve is printed below, once
@@ -220,11 +228,11 @@ def smoothed(losses: list[float], window: int = SMOOTHING) -> list[float]:
     return [fmean(losses[max(0, i + 1 - window) : i + 1]) for i in range(len(losses))]
 
 
-def curve_gap(a: list[float], b: list[float]) -> float:
+def curve_gap(a: list[float], b: list[float], window: int = SMOOTHING) -> float:
     """Mean absolute difference of two smoothed loss curves, from the first full window on."""
-    a, b = smoothed(a), smoothed(b)
+    a, b = smoothed(a, window), smoothed(b, window)
     n = min(len(a), len(b))
-    pairs = zip(a[SMOOTHING - 1 : n], b[SMOOTHING - 1 : n], strict=True)
+    pairs = zip(a[window - 1 : n], b[window - 1 : n], strict=True)
     return fmean(abs(x - y) for x, y in pairs)
 
 

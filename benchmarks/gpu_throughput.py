@@ -32,26 +32,30 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import random
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # peers.py, run from anywhere
 
 import torch  # noqa: E402
-from peft import LoraConfig as PeftLoraConfig  # noqa: E402
-from peft import get_peft_model  # noqa: E402
+from peers import TRL_CONFIGS, Trained, id_tokenizer, train_lorasweep, train_trl  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from lorasweep.config.schema import TrainingConfig  # noqa: E402
 from lorasweep.data.prompts import IGNORE_INDEX, Encoded  # noqa: E402
 from lorasweep.evaluation.generate import generate  # noqa: E402
-from lorasweep.training.loop import StepLog, fit  # noqa: E402
 
+# LoRA r=8 on q and v, the reference study's baseline (lorasweep's resolved lora section).
+LORA = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
 H100_BF16_DENSE_FLOPS = 989e12  # H100/H200 SXM, dense (no sparsity) bf16 tensor-core peak
 
 
@@ -115,16 +119,6 @@ class Lengths:
 # SAMSum with Llama 3's tokenizer and the reference prompt: ~200 prompt tokens, ~30 summary.
 SAMSUM = Lengths(prompt=(200, 70, 60, 480), summary=(30, 12, 6, 80))
 TINY = Lengths(prompt=(40, 10, 16, 80), summary=(8, 3, 2, 16))
-
-
-class IdTokenizer:
-    """What ``generate`` needs of a tokenizer, for a model with no vocabulary of words."""
-
-    def __init__(self, config: LlamaConfig) -> None:
-        self.pad_token_id, self.eos_token_id = config.pad_token_id, config.eos_token_id
-
-    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
-        return " ".join(map(str, ids))
 
 
 def synthetic_examples(
@@ -191,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the chip's peak FLOP/s in --dtype (default: H100/H200 dense bf16)",
     )
     parser.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    parser.add_argument(
+        "--no-peers", dest="peers", action="store_false", help="lorasweep only: no TRL, generate"
+    )
     args = parser.parse_args(argv)
     tiny = args.tiny
     steps = args.steps or (3 if tiny else 30)
@@ -203,25 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     dtype = getattr(torch, args.dtype)
 
     config = tiny_llama() if tiny else llama_32_1b()
-    model = build_model(config, dtype, device)
-    params = sum(p.numel() for p in model.parameters())  # the tied embedding counted once
+    base = build_model(config, dtype, device)
+    params = sum(p.numel() for p in base.parameters())  # the tied embedding counted once
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(
         f"model: {'tiny llama' if tiny else 'Llama-3.2-1B architecture'}, random weights, "
         f"{params:,} parameters, {args.dtype}, on {name}; torch {torch.__version__}"
     )
 
-    # Train: LoRA r=8 on q and v (the reference study's baseline), lorasweep's own loop.
-    model = get_peft_model(
-        model,
-        PeftLoraConfig(
-            r=8,
-            lora_alpha=16,
-            lora_dropout=0.1,
-            target_modules=["q_proj", "v_proj"],
-            task_type="CAUSAL_LM",
-        ),
-    )
     examples, prompts = synthetic_examples(
         config, TINY if tiny else SAMSUM, max(batch_size * (steps + warmup), eval_prompts), 1
     )
@@ -233,34 +219,58 @@ def main(argv: list[str] | None = None) -> int:
         lr_scheduler="constant",
         seed=42,
     )
-    stamps: list[tuple[float, StepLog]] = []
+    tokenizer = id_tokenizer(config.vocab_size, config.pad_token_id, config.eos_token_id)
 
-    def on_step(log: StepLog) -> None:  # fit reads the loss each step: the GPU is in sync here
-        stamps.append((time.perf_counter(), log))
+    # The peers first, each on its own copy of the base: TRL's SFTTrainer in each configuration.
+    peers = []
+    if args.peers:
+        import datasets
 
+        datasets.disable_progress_bars()
+        with tempfile.TemporaryDirectory(prefix="gpu-peers-") as work:
+            for k, peer in enumerate(TRL_CONFIGS):
+                peers.append(train_trl(peer, base, LORA, examples, training, tokenizer,
+                                       Path(work) / str(k)))  # fmt: skip
+                synchronize(device)
+
+    # lorasweep's own loop, LoRA r=8 on q and v (the reference study's baseline).
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     synchronize(device)
-    started = time.perf_counter()
-    fit(model, examples, training, config.pad_token_id, on_step=on_step)
-    memory = peak_memory(device)
-    begin = stamps[warmup - 1][0] if warmup else started
-    measured = [log for _, log in stamps[warmup:]]
-    seconds = stamps[-1][0] - begin
-    tokens = sum(log.tokens for log in measured)
+    model, ours = train_lorasweep(base, LORA, examples, training, config.pad_token_id)
+    memory = peak_memory(device)  # fit reads the loss each step: the GPU is in sync at its end
+    begin = ours.ends[warmup - 1] if warmup else ours.started
+    seconds = ours.ends[-1] - begin
+    tokens = sum(ours.tokens[warmup:])
+    measured = ours.tokens[warmup:]
     tokens_per_s = tokens / seconds
     mfu = 4 * params * tokens_per_s / args.peak_flops
 
-    # Generate with the adapter merged, as a sweep's evaluation does.
+    # Generate with the adapter merged, as a sweep's evaluation does; then the peers.
     merged = model.merge_and_unload().eval()
-    tokenizer = IdTokenizer(config)
     eval_set = prompts[:eval_prompts]
     generate(merged, tokenizer, eval_set[:2], 2, 2)  # warm-up, untimed
     synchronize(device)
     started = time.perf_counter()
-    _, lengths = generate(merged, tokenizer, eval_set, new_tokens, eval_batch)
+    texts, lengths = generate(merged, tokenizer, eval_set, new_tokens, eval_batch)
     synchronize(device)
     eval_seconds = time.perf_counter() - started
+    eval_peers: list[tuple[str, float, int]] = []  # name, seconds, identical outputs
+    if args.peers:
+        generate(merged, tokenizer, eval_set[:2], 2, 2, lean=False)
+        synchronize(device)
+        started = time.perf_counter()
+        plain, _ = generate(merged, tokenizer, eval_set, new_tokens, eval_batch, lean=False)
+        synchronize(device)
+        same = sum(a == b for a, b in zip(texts, plain, strict=True))
+        eval_peers.append(("generate", time.perf_counter() - started, same))
+        vllm = vllm_generate(merged, tokenizer, eval_set, new_tokens)
+        if isinstance(vllm, str):
+            print(f"vllm: {vllm}")
+        else:
+            outputs, vllm_seconds = vllm
+            same = sum(a == b for a, b in zip(texts, outputs, strict=True))
+            eval_peers.append(("vllm", vllm_seconds, same))
 
     print(
         f"training: {len(measured)} timed steps (after {warmup} warm-up) of {batch_size} "
@@ -275,7 +285,74 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mfu_6n: {6 * params * tokens_per_s / args.peak_flops:.4g}")
     print(f"peak_memory_bytes: {memory}  ({memory / 2**30:.2f} GiB)")
     print(f"eval_tokens_per_s: {sum(lengths) / eval_seconds:.1f}")
+    for line in peer_lines(ours, peers, sum(lengths), eval_seconds, eval_peers, len(eval_set)):
+        print(line)
     return 0
+
+
+def peer_lines(
+    ours: Trained,
+    trained: list[Trained],
+    generated: int,
+    eval_seconds: float,
+    evaluated: list[tuple[str, float, int]],
+    prompts: int,
+) -> list[str]:
+    """The peers' figures and lorasweep's ratio to each: training compared by the median
+    per-step rate of real tokens (the first step left out), evaluation by wall time on the same
+    prompts (each peer's tokens per second counts lorasweep's generated tokens)."""
+    lines = []
+    for t in trained:
+        key = field_name(t.name)
+        lines.append(f"{key}_train_tokens_per_s: {t.rate:.1f}  ({t.name})")
+        lines.append(f"train_ratio_vs_{key}: {ours.rate / t.rate:.3f}")
+    if trained:
+        fastest = max(trained, key=lambda t: t.rate)
+        lines.append(
+            f"train_ratio_vs_trl_fastest: {ours.rate / fastest.rate:.3f}  ({fastest.name})"
+        )
+    for name, seconds, same in evaluated:
+        lines.append(f"{name}_eval_tokens_per_s: {generated / seconds:.1f}")
+        lines.append(f"eval_ratio_vs_{name}: {seconds / eval_seconds:.3f}")
+        lines.append(f"{name}_identical_outputs: {same}  (of {prompts})")
+    return lines
+
+
+def field_name(peer: str) -> str:
+    """A printable key for a peer: 'SFTTrainer, padding_free' -> 'trl_padding_free'."""
+    detail = peer.split(",", 1)[1].split("(")[0] if "," in peer else peer
+    words = [w for w in "".join(c if c.isalnum() else " " for c in detail.lower()).split()]
+    return "trl_" + "_".join(w for w in words if w not in {"to", "the", "s"})
+
+
+def vllm_generate(model, tokenizer, prompts: list[list[int]], new_tokens: int):
+    """vLLM's greedy outputs and wall time on the merged model, or why it did not run.
+
+    The model is saved to a temporary folder for vLLM to load; its generation config is
+    ignored (``generation_config="vllm"``), as lorasweep's decoders ignore it.
+    """
+    if importlib.util.find_spec("vllm") is None:
+        return "not installed (pip install vllm on a CUDA machine, in its own environment)"
+    if not torch.cuda.is_available():
+        return "needs a CUDA device"
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    with tempfile.TemporaryDirectory(prefix="gpu-vllm-") as folder:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        llm = LLM(model=folder, dtype="bfloat16", generation_config="vllm", seed=0)
+        params = SamplingParams(
+            temperature=0, max_tokens=new_tokens, stop_token_ids=[tokenizer.eos_token_id]
+        )
+        inputs = [TokensPrompt(prompt_token_ids=p) for p in prompts]
+        llm.generate(inputs[:2], params, use_tqdm=False)  # warm-up, untimed
+        started = time.perf_counter()
+        outputs = llm.generate(inputs, params, use_tqdm=False)
+        seconds = time.perf_counter() - started
+    texts = [tokenizer.decode(list(o.outputs[0].token_ids), skip_special_tokens=True).strip()
+             for o in outputs]  # fmt: skip
+    return texts, seconds
 
 
 if __name__ == "__main__":

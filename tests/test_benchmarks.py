@@ -42,6 +42,11 @@ def test_gpu_benchmark_runs_tiny_on_cpu_and_prints_every_figure(capsys):
         assert found.get(key, 0) > 0, (key, out)
     assert found["mfu_6n"] == pytest.approx(1.5 * found["mfu"], rel=1e-3)
     assert "tiny llama" in out and "bfloat16" in out
+    for peer in ("trl_padded_batch_longest", "trl_padding_free", "trl_packing"):  # each ran
+        assert found[f"{peer}_train_tokens_per_s"] > 0 and found[f"train_ratio_vs_{peer}"] > 0
+    assert found["train_ratio_vs_trl_fastest"] > 0 and found["eval_ratio_vs_generate"] > 0
+    assert found["generate_identical_outputs"] == 8  # the two decoders agree on every prompt
+    assert "vllm: not installed" in out or "vllm_eval_tokens_per_s" in out
 
 
 def test_gpu_benchmark_has_llama_3_2_1b_shape():
@@ -114,3 +119,58 @@ def test_memory_benchmark_measures_both_sides_in_their_own_processes(capsys):
     peaks = [float(p) for p in re.findall(r"([0-9.]+) GiB peak", out)]
     assert len(peaks) == 2 and all(p > 0.1 for p in peaks)  # a Python with torch is > 100 MiB
     assert re.search(r"ratio: [0-9.]+ \(target <= 100.00: met\)", out)
+
+
+def test_gpu_benchmark_prints_each_peer_and_lorasweeps_ratio_to_it():
+    gpu = load("gpu_throughput")
+    peers = load("peers")
+    ours = peers.Trained("lorasweep", [1.0] * 3, [100, 100, 100], [1.0, 2.0, 3.0], 0.0, 4)
+    slow = peers.Trained("SFTTrainer, padding_free", [1.0] * 3, [100] * 3, [2, 4, 6], 0.0, 4)
+    fast = peers.Trained("SFTTrainer, packing (bfd, position ids)", [1.0] * 3, [100] * 3,
+                         [0.5, 1.0, 1.5], 0.0, 4)  # fmt: skip
+    assert (ours.rate, slow.rate, fast.rate) == (100, 50, 200)
+    found = fields(
+        "\n".join(gpu.peer_lines(ours, [slow, fast], 300, 1.5, [("generate", 3.0, 7)], 8))
+    )
+    assert found["train_ratio_vs_trl_padding_free"] == 2.0
+    assert found["train_ratio_vs_trl_packing"] == 0.5
+    assert found["train_ratio_vs_trl_fastest"] == 0.5
+    assert found["eval_ratio_vs_generate"] == 2.0 and found["generate_eval_tokens_per_s"] == 100
+    assert found["generate_identical_outputs"] == 7
+    assert gpu.vllm_generate(None, None, [], 1).startswith(("not installed", "needs a CUDA"))
+
+
+def test_step_rate_is_the_median_after_the_first_step():
+    peers = load("peers")
+    # Steps of 10s (warm-up), 1s, 1s and 5s (a busy spell) with 100 tokens each.
+    trained = peers.Trained("x", [1.0] * 4, [100] * 4, [10.0, 11.0, 12.0, 17.0], 0.0, 8)
+    assert trained.rate == 100.0 and trained.seconds == 17.0
+
+
+@pytest.mark.parametrize("millions", [40, 125, 250])
+def test_the_larger_model_has_about_the_size_asked_for(millions):
+    peers = load("peers")
+    config = peers.llama_config(millions, 32000, pad_id=0, eos_id=1)
+    params = peers.parameters(config)
+    assert millions * 1e6 <= params <= 1.1 * millions * 1e6
+    assert config.num_attention_heads % config.num_key_value_heads == 0
+
+
+def test_id_tokenizer_spells_ids_and_knows_its_special_tokens():
+    peers = load("peers")
+    tokenizer = peers.id_tokenizer(100, pad_id=0, eos_id=7)
+    assert (tokenizer.pad_token_id, tokenizer.eos_token_id, len(tokenizer)) == (0, 7, 100)
+    assert tokenizer.decode([5, 42, 7], skip_special_tokens=True) == "5 42"
+
+
+def test_cost_growth_sweeps_have_the_runs_asked_for_and_the_fit_is_exact_on_a_line():
+    from lorasweep.config.plan import build_plan
+
+    growth = load("cost_growth")
+    for runs in growth.RUNS:
+        plan = build_plan(validate_sweep(growth.sweep_config(runs, 50, 5)))
+        assert len(plan.runs) == runs and plan.sweep.evaluation.size == 50
+    xs = [1.0, 2.0, 4.0, 8.0]
+    assert growth.line(xs, [3 + 2 * x for x in xs]) == pytest.approx((3.0, 2.0))
+    assert growth.worst_deviation(xs, [3 + 2 * x for x in xs]) == pytest.approx(0.0)
+    assert growth.worst_deviation(xs, [5.0, 7.0, 11.0, 25.0]) > 0.05  # bent at the end

@@ -17,6 +17,7 @@ from lorasweep.data.prompts import check_template
 from lorasweep.data.sources import Example, is_hub_source, load_eval, load_train
 from lorasweep.errors import UserError
 from lorasweep.metrics.registry import build_scoring
+from lorasweep.training.batches import packing_refused
 from lorasweep.training.model import (
     check_quantization,
     check_targets,
@@ -115,6 +116,7 @@ def check_model(plan: Plan, console: Console, dry_run: bool) -> None:
                 "counts (offline?); they are checked when the run starts."
             )
         return
+    check_packing(plan, architecture.model_type)
     context = context_length(architecture)
     if context is not None:
         check_token_counts(token_counts(plan), context, model.name)
@@ -123,6 +125,17 @@ def check_model(plan: Plan, console: Console, dry_run: bool) -> None:
         check_targets(target_fields(plan), modules)
         lengths = f"; token counts against its context length ({context})" if context else ""
         console.print(f"Target modules checked against {model.name}'s architecture{lengths}.")
+
+
+def check_packing(plan: Plan, model_type: str) -> None:
+    """Refuse ``training.packing`` for a model that would let packed examples see each other."""
+    why = packing_refused(model_type)
+    packs = [r for r in plan.runs if r.settings.training.packing]
+    if why and packs:
+        field = "baseline.training.packing"
+        if not plan.run(plan.baseline_id).settings.training.packing:
+            field = f"training.packing (run {packs[0].run_id})"
+        raise UserError(f"{field}: {why}")
 
 
 def token_counts(plan: Plan) -> list[tuple[str, int]]:

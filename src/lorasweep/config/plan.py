@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lorasweep.config.load import apply_factor
-from lorasweep.config.schema import BaselineConfig, SweepConfig
+from lorasweep.config.schema import BaselineConfig, SweepConfig, TrainingConfig
 from lorasweep.store.records import (
     PlannedConfirmation,
     PlannedExperiment,
@@ -280,7 +280,7 @@ def resolve_run(sweep: SweepConfig, settings: BaselineConfig) -> dict[str, Any]:
 
     Options added after stores existed enter only when they are on (rsLoRA, DoRA, a 4-bit base):
     a run that does not use them keeps its id. Gradient checkpointing changes no number, so it
-    is left out (``RunSpec.settings`` still carries it).
+    is left out (``RunSpec.settings`` still carries it); packing enters only when on.
     """
     lora = settings.lora
     switches = {"use_rslora": lora.use_rslora, "use_dora": lora.use_dora}
@@ -296,10 +296,16 @@ def resolve_run(sweep: SweepConfig, settings: BaselineConfig) -> dict[str, Any]:
             "target_modules": lora.modules,
             **{name: True for name, on in switches.items() if on},
         },
-        "training": settings.training.model_dump(exclude={"gradient_checkpointing"}),
+        "training": settings.training.model_dump(exclude=_not_identity(settings.training)),
         "evaluation": sweep.evaluation.identity,
         "generation": sweep.generation.identity,
     }
+
+
+def _not_identity(training: TrainingConfig) -> set[str]:
+    """Training fields left out of a run's hash: checkpointing (it changes no number) and
+    packing when off (a run from before packing existed keeps its id)."""
+    return {"gradient_checkpointing"} | ({"packing"} if not training.packing else set())
 
 
 def resolve_eval(sweep: SweepConfig) -> dict[str, Any]:

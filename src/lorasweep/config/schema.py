@@ -282,6 +282,10 @@ class TrainingConfig(Section):
     # memory, about a third more compute. The same numbers bit for bit (a test checks it), so it
     # is not part of a run's identity and not an experiment factor.
     gradient_checkpointing: bool = False
+    # Each micro-batch's examples in one row, attending only within each example: no padding, but
+    # on a CPU the mask is dense over the row, so it is slower there (BENCHMARKS.md). The same
+    # loss up to float rounding; part of a run's identity only when on.
+    packing: bool = False
     seed: Seed = 42
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ from transformers import get_scheduler
 from lorasweep.config.schema import TrainingConfig
 from lorasweep.data.prompts import IGNORE_INDEX, Encoded
 from lorasweep.faults import fault_point
+from lorasweep.training.batches import micro_batch_loss, padded
 
 
 class TrainingDiverged(RuntimeError):
@@ -108,7 +109,6 @@ def fit(
     Raises:
         TrainingDiverged: If a step's loss is NaN or infinite.
     """
-    device = next(model.parameters()).device
     steps = total_steps(config, len(examples))
     trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(
@@ -138,16 +138,7 @@ def fit(
         target_tokens = sum(e.target_tokens for batch in micro for e in batch)
         loss_sum = 0.0
         for batch in micro:
-            input_ids, attention_mask, labels = (t.to(device) for t in collate(batch, pad_id))
-            # num_items_in_batch makes the model sum the loss and divide by the step's target
-            # tokens: every target token weighs the same, however the step is split.
-            loss = model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                labels=labels,
-                num_items_in_batch=max(1, target_tokens),
-                use_cache=False,  # a KV cache is for generation; checkpointing refuses one
-            ).loss
+            loss = micro_batch_loss(model, batch, pad_id, config.packing, target_tokens)
             loss.backward()
             loss_sum += loss.item()
         if not math.isfinite(loss_sum):
@@ -197,16 +188,11 @@ def _restore(state, trainable, optimizer, scheduler) -> list[StepLog]:
 
 def collate(batch: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-pad a batch to its longest example: input ids, attention mask, labels."""
-    width = max(len(e.input_ids) for e in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+    inputs, _ = padded(batch, pad_id)
+    labels = torch.full_like(inputs["input_ids"], IGNORE_INDEX)
     for row, example in enumerate(batch):
-        n = len(example.input_ids)
-        input_ids[row, :n] = torch.tensor(example.input_ids)
-        attention_mask[row, :n] = 1
-        labels[row, :n] = torch.tensor(example.labels)
-    return input_ids, attention_mask, labels
+        labels[row, : len(example.labels)] = torch.tensor(example.labels)
+    return inputs["input_ids"], inputs["attention_mask"], labels
 
 
 def _micro_batches(

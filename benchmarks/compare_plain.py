@@ -124,13 +124,13 @@ def bench_sweep(raw: dict[str, Any], out: Path) -> tuple[list[Measured], list[st
     wall = time.perf_counter() - started
 
     results = [r for r in (store.result(p.name) for p in store.root.glob("runs/*")) if r]
-    failed = [r["run_id"] for r in results if r["status"] != "done"]
+    failed = [r.run_id for r in results if not r.done]
     if failed:
         raise RuntimeError(f"sweep runs failed: {failed}")
-    train = sum(r["timings"].get("train_s", 0.0) for r in results)
-    gen = sum(r["timings"]["eval_s"] for r in results)
-    in_runs = sum(r["timings"]["total_s"] for r in results)
-    setup = sum(r["timings"].get("setup_s", 0.0) for r in results)
+    train = sum(r.timings.get("train_s", 0.0) for r in results)
+    gen = sum(r.timings["eval_s"] for r in results)
+    in_runs = sum(r.timings["total_s"] for r in results)
+    setup = sum(r.timings.get("setup_s", 0.0) for r in results)
     overhead = (wall - train - gen) / wall
     steps = plan.runs[0].resolved["training"]["max_steps"]
     lines = [

@@ -228,7 +228,7 @@ def test_ctrl_c_cancels_the_running_tasks_and_leaves_the_store_consistent(
         time.sleep(0.2)
     driver.send_signal(signal.SIGINT)
     _, err = driver.communicate(timeout=60)
-    assert driver.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert driver.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     statuses = {
         p.parent.name: json.loads(p.read_text())["status"] for p in out.glob("runs/*/result.json")
     }

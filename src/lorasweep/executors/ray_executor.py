@@ -132,7 +132,14 @@ class RayExecutor(Executor):
                     ready, _ = ray.wait(list(running), num_returns=1, timeout=_POLL_S)
                     for ref in ready:
                         unit, inputs = running.pop(ref)
-                        result, files = self._collect(ray, ref, unit)
+                        try:
+                            result, files = self._collect(ray, ref, unit)
+                        except ray.exceptions.TaskCancelledError:
+                            # Only Ctrl-C cancels tasks: when Ray reports the cancellation
+                            # before Python sees the interrupt, it is still an interruption
+                            # (the unit is cancelled below), never a failed run.
+                            running[ref] = (unit, inputs)
+                            raise KeyboardInterrupt from None
                         events.finished(unit, result, files)
                         progress.advance(bar)
             except KeyboardInterrupt:
@@ -147,6 +154,8 @@ class RayExecutor(Executor):
         try:
             record, files = ray.get(ref)
             return RunResult.from_json(record), files
+        except ray.exceptions.TaskCancelledError:
+            raise  # an interruption: the caller cancels the unit
         except ray.exceptions.RayTaskError as err:  # raised outside the unit (loading, ...)
             cause = err.cause if err.cause is not None else err
             error = f"{type(cause).__name__}: {cause}".splitlines()[0]

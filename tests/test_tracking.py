@@ -118,6 +118,17 @@ def read_wandb_run(folder: Path) -> dict:
     return out
 
 
+def wandb_run_id(folder: Path) -> str:
+    """The W&B run id in an offline run folder's name, ``offline-run-<time>-<id>``. Two
+    attempts of one run within the same second get ``-1``, ``-2``, ... appended (W&B's
+    ``x_sync_dir_suffix``): the id is the name without it."""
+    name = folder.name.split("-", 3)[3]
+    stem, _, index = name.rpartition("-")
+    if index.isdigit() and (folder.parent / folder.name.rpartition("-")[0]).is_dir():
+        return stem
+    return name
+
+
 def items(target: dict, updates) -> dict:
     """Apply W&B key/value items to ``target``; a nested key (a media file's fields) nests."""
     for item in updates:
@@ -602,7 +613,7 @@ def test_a_rerun_resumes_the_tracker_runs_a_kill_left_open(tmp_path, monkeypatch
     # hold next to nothing (the records died with the process). run-b's resumed attempt has the
     # same W&B run id, so `wandb sync` makes both folders one run, and its whole loss curve.
     sweep_id = (root / "sweep-id").read_text().strip()
-    ids = sorted(f.name.split("-", 3)[3] for f in (root / "wandb").glob("offline-run-*"))
+    ids = sorted(wandb_run_id(f) for f in (root / "wandb").glob("offline-run-*"))
     lorasweep_runs = [f"{sweep_id}-{r}" for r in ("run-a", "run-b", "run-b", "run-c")]
     assert [i for i in ids if i.startswith(sweep_id)] == lorasweep_runs
     assert len(ids) == 5  # and one summary run
@@ -634,7 +645,7 @@ def assert_one_tracker_run_per_unit(out: Path) -> None:
             history = client.get_metric_history(run.info.run_id, "train/loss")
             assert sorted(m.step for m in history) == list(range(1, 7))
     sweep_id = (out / "sweep-id").read_text().strip()
-    ids = {f.name.split("-", 3)[3] for f in (out / "wandb").glob("offline-run-*")}
+    ids = {wandb_run_id(f) for f in (out / "wandb").glob("offline-run-*")}
     assert {i for i in ids if i.startswith(sweep_id)} == {f"{sweep_id}-{u}" for u in units}
     assert len(ids) == len(units) + 1  # and the summary run
     for run in plan["runs"]:  # the last attempt holds the whole loss curve, a resumed one too

@@ -20,7 +20,7 @@ from transformers import (
 )
 
 from lorasweep.evaluation import generate as generation
-from lorasweep.evaluation.generate import LeanDecoder, generate
+from lorasweep.evaluation.generate import PASS_TOKENS, LeanDecoder, generate, prefill_passes
 
 SMALL = dict(
     vocab_size=97,
@@ -107,6 +107,41 @@ def test_lean_decoder_equals_one_prompt_at_a_time(config_class, overrides):
             2,
         ]
         assert chunked(prompts[::-1]) == expected[::-1]
+
+
+def every_split(n: int):
+    """Every way to cut rows ``[0, n)`` into consecutive passes."""
+    for mask in range(2 ** (n - 1)):
+        cuts = [0, *(k + 1 for k in range(n - 1) if mask >> k & 1), n]
+        yield [slice(a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_prefill_passes_read_the_fewest_tokens(seed):
+    g = torch.Generator().manual_seed(seed)
+    widths = torch.randint(1, 200, (9,), generator=g).tolist()
+    if seed % 2:
+        widths.sort(reverse=True)  # as generate passes them
+    limit = 400
+
+    def cost(split):
+        return sum((s.stop - s.start) * max(widths[s]) + PASS_TOKENS for s in split)
+
+    def allowed(split):
+        return all(s.stop - s.start == 1 or (s.stop - s.start) * max(widths[s]) <= limit
+                   for s in split)  # fmt: skip
+
+    chosen = prefill_passes(widths, limit)
+    assert [i for s in chosen for i in range(s.start, s.stop)] == list(range(len(widths)))
+    assert allowed(chosen)
+    assert cost(chosen) == min(cost(split) for split in every_split(len(widths)) if allowed(split))
+
+
+def test_prefill_passes_split_a_sorted_batch_where_it_narrows():
+    # Ten rows of 100 tokens and ten of 10: one pass would read 2,000 tokens, two read 1,100.
+    assert prefill_passes([100] * 10 + [10] * 10, 4096) == [slice(0, 10), slice(10, 20)]
+    assert prefill_passes([100, 99, 98], 4096) == [slice(0, 3)]  # a token of padding is cheap
+    assert prefill_passes([500, 500], 400) == [slice(0, 1), slice(1, 2)]  # over the limit
 
 
 def test_prompts_that_share_everything_keep_a_token_of_their_own():

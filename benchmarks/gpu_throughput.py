@@ -44,10 +44,10 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # peers.py, run from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # peer_sides.py, run from anywhere
 
 import torch  # noqa: E402
-from peers import TRL_CONFIGS, Trained, id_tokenizer, train_lorasweep, train_trl  # noqa: E402
+from peer_sides import TRL_CONFIGS, Trained, id_tokenizer, train_lorasweep, train_trl  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from lorasweep.config.schema import TrainingConfig  # noqa: E402

@@ -123,7 +123,7 @@ def test_memory_benchmark_measures_both_sides_in_their_own_processes(capsys):
 
 def test_gpu_benchmark_prints_each_peer_and_lorasweeps_ratio_to_it():
     gpu = load("gpu_throughput")
-    peers = load("peers")
+    peers = load("peer_sides")
     ours = peers.Trained("lorasweep", [1.0] * 3, [100, 100, 100], [1.0, 2.0, 3.0], 0.0, 4)
     slow = peers.Trained("SFTTrainer, padding_free", [1.0] * 3, [100] * 3, [2, 4, 6], 0.0, 4)
     fast = peers.Trained("SFTTrainer, packing (bfd, position ids)", [1.0] * 3, [100] * 3,
@@ -141,7 +141,7 @@ def test_gpu_benchmark_prints_each_peer_and_lorasweeps_ratio_to_it():
 
 
 def test_step_rate_is_the_median_after_the_first_step():
-    peers = load("peers")
+    peers = load("peer_sides")
     # Steps of 10s (warm-up), 1s, 1s and 5s (a busy spell) with 100 tokens each.
     trained = peers.Trained("x", [1.0] * 4, [100] * 4, [10.0, 11.0, 12.0, 17.0], 0.0, 8)
     assert trained.rate == 100.0 and trained.seconds == 17.0
@@ -149,7 +149,7 @@ def test_step_rate_is_the_median_after_the_first_step():
 
 @pytest.mark.parametrize("millions", [40, 125, 250])
 def test_the_larger_model_has_about_the_size_asked_for(millions):
-    peers = load("peers")
+    peers = load("peer_sides")
     config = peers.llama_config(millions, 32000, pad_id=0, eos_id=1)
     params = peers.parameters(config)
     assert millions * 1e6 <= params <= 1.1 * millions * 1e6
@@ -157,7 +157,7 @@ def test_the_larger_model_has_about_the_size_asked_for(millions):
 
 
 def test_id_tokenizer_spells_ids_and_knows_its_special_tokens():
-    peers = load("peers")
+    peers = load("peer_sides")
     tokenizer = peers.id_tokenizer(100, pad_id=0, eos_id=7)
     assert (tokenizer.pad_token_id, tokenizer.eos_token_id, len(tokenizer)) == (0, 7, 100)
     assert tokenizer.decode([5, 42, 7], skip_special_tokens=True) == "5 42"

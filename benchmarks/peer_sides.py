@@ -27,7 +27,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback  # noqa:
 
 from lorasweep.config.schema import TrainingConfig  # noqa: E402
 from lorasweep.training.adapters import peft_config  # noqa: E402
-from lorasweep.training.loop import StepLog, fit  # noqa: E402
+from lorasweep.training.loop import StepLog, _micro_batches, fit  # noqa: E402
 
 # --- models ------------------------------------------------------------------------------------
 
@@ -170,16 +170,28 @@ def run_trainer(name: str, trainer, examples_per_step: float) -> Trained:
     return Trained(name, losses, tokens, clock.ends, started, examples_per_step)
 
 
-# Every Trainer-based side draws length-grouped batches, as lorasweep's loop does by default. For
-# TRL padded to each batch's longest that is its fastest setting (less padding); for every side
-# it makes the loss curves comparable at a few steps: at 6 steps of the 105M model, lorasweep
-# with random batches differs from lorasweep with length-grouped ones by 0.16-0.22 nats, where
-# two length-grouped orders differ by 0.10-0.14 (the benchmark's batch-order tolerance).
-GROUPED = {"train_sampling_strategy": "group_by_length"}
+def lorasweep_order(examples: list, config: TrainingConfig) -> list[int]:
+    """The example indices of lorasweep's micro-batches for ``config``'s steps, in order.
+
+    A Trainer that reads them in this order with lorasweep's batch size trains on lorasweep's
+    batches, so its loss curve differs from lorasweep's only by arithmetic: with batches of its
+    own drawing, 6 steps of the 105M model differ by 0.16-0.22 nats from batch order alone.
+    """
+    index = {id(e): i for i, e in enumerate(examples)}
+    batches = _micro_batches(examples, config.batch_size, config.seed, config.group_by_length)
+    micro = config.max_steps * config.gradient_accumulation_steps
+    return [index[id(e)] for _ in range(micro) for e in next(batches)]
+
+
+def in_order(trainer, order: list[int]):
+    """``trainer`` reading its training set in ``order`` (a list is a sampler to a DataLoader)."""
+    trainer._get_train_sampler = lambda *args, **kwargs: order
+    return trainer
 
 
 def train_padded_trainer(base, lora, examples, config, tokenizer, work: Path) -> Trained:
-    """The common script: ``Trainer``, every batch padded to ``max_length``."""
+    """The common script: ``Trainer``, every batch padded to ``max_length`` (lorasweep's
+    batches, so that the loss curves compare)."""
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     collator = DataCollatorForSeq2Seq(
@@ -188,11 +200,12 @@ def train_padded_trainer(base, lora, examples, config, tokenizer, work: Path) ->
     dataset = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
     trainer = Trainer(
         model=with_lora(base, lora, 42),
-        args=TrainingArguments(**trainer_arguments(config, work, **GROUPED)),
+        args=TrainingArguments(**trainer_arguments(config, work)),
         train_dataset=dataset,
         data_collator=collator,
     )
-    return run_trainer("Trainer, padded to max_length", trainer, config.batch_size)
+    order = lorasweep_order(examples, config)
+    return run_trainer("Trainer, padded to max_length", in_order(trainer, order), config.batch_size)
 
 
 TRL_CONFIGS = {
@@ -203,7 +216,8 @@ TRL_CONFIGS = {
 
 
 def train_trl(name, base, lora, examples, config, tokenizer, work: Path) -> Trained:
-    """TRL's ``SFTTrainer`` on the same encoded examples, loss on the completion only.
+    """TRL's ``SFTTrainer`` on the same encoded examples, loss on the completion only, in
+    lorasweep's batches (packing apart).
 
     Packing fills rows of ``max_length`` tokens, so a step of ``batch_size`` rows would hold
     about twice the examples; its batch is cut to keep the examples per step (and so the loss
@@ -227,7 +241,7 @@ def train_trl(name, base, lora, examples, config, tokenizer, work: Path) -> Trai
     )
     # TRL turns bf16 autocast on by default; lorasweep and the Trainer compute in the model's
     # dtype, so the comparison does too.
-    arguments = trainer_arguments(config, work, bf16=False, **GROUPED, **options)
+    arguments = trainer_arguments(config, work, bf16=False, **options)
     arguments["per_device_train_batch_size"] = batch
     # lorasweep's encoding already cut every example to max_length; padding-free refuses one.
     max_length = None if options.get("padding_free") else config.max_length
@@ -237,4 +251,6 @@ def train_trl(name, base, lora, examples, config, tokenizer, work: Path) -> Trai
     trainer = SFTTrainer(
         model=with_lora(base, lora, 42), args=sft, train_dataset=dataset, processing_class=tokenizer
     )
+    if not options.get("packing"):  # packed rows are not lorasweep's batches: TRL's own order
+        trainer = in_order(trainer, lorasweep_order(examples, config))
     return run_trainer(name, trainer, per_step)

@@ -7,13 +7,14 @@ million parameters built here, no download) on the built-in corpus with the demo
   default, and on) against TRL's ``SFTTrainer`` (padded to each batch's longest, padding-free,
   and packing with position ids) and the transformers ``Trainer`` padded to ``max_length``.
   Every side starts from the same LoRA initialisation with the same schedule, steps, batch
-  size, clipping and target-only loss. A step's rate is its real tokens over the time since
-  the previous step ended. Every side trains once for the full steps, then ``--rounds`` - 1
-  more times for ``--round-steps`` steps, each round in the reverse order of the one before;
-  the median over every round's steps after its first counts, so that a burst of another
-  process's work on this shared machine moves a few steps of several sides, not one figure. The loss
-  curves must match within 1.5x the gap that batch order alone makes (lorasweep against itself
-  with another seed), as in ``compare_plain.py``.
+  size, clipping and target-only loss, and reads lorasweep's batches in lorasweep's order
+  (TRL's packing apart, whose rows are its own). A step's rate is its real tokens over the
+  time since the previous step ended. Every side trains once for the full steps, then
+  ``--rounds`` - 1 more times for ``--round-steps`` steps, each round in the reverse order of
+  the one before; the median over every round's steps after its first counts, so that a burst
+  of another process's work on this shared machine moves a few steps of several sides, not
+  one figure. The loss curves must match within 1.5x the gap that batch order alone makes
+  (lorasweep against itself with another seed), as in ``compare_plain.py``.
 * evaluation: lorasweep's ``generate`` against transformers' ``generate`` with lorasweep's
   batch size and length sorting, greedy, the same cap, on the same prompts, alternated
   ``--repeats`` times (the median counts); the tokens must be identical, apart from near-ties

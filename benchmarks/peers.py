@@ -265,7 +265,7 @@ def bench_size(
             f"  {e.ratio:5.2f}x  identical {e.identical}/{len(prompts)}, near-ties "
             f"{len(e.near_ties)}, other differences {e.other}; {e.generated:,} tokens generated"
         )
-        lines += e.split_lines()
+        lines += e.split_lines() if e.generated else []  # nothing decoded: prefill only
     return SizeReport(label, params, trained, tolerance, gaps, evals, lines)
 
 

@@ -129,6 +129,14 @@ def wandb_run_id(folder: Path) -> str:
     return name
 
 
+def wandb_folders(wandb_dir: Path, run_id: str) -> list[Path]:
+    """The offline folders of W&B run ``run_id``, one per attempt, oldest first (a same-second
+    attempt's ``-1`` suffix sorts after the folder it follows)."""
+    return sorted(
+        f for f in wandb_dir.glob(f"offline-run-*-{run_id}*") if wandb_run_id(f) == run_id
+    )
+
+
 def items(target: dict, updates) -> dict:
     """Apply W&B key/value items to ``target``; a nested key (a media file's fields) nests."""
     for item in updates:
@@ -619,7 +627,7 @@ def test_a_rerun_resumes_the_tracker_runs_a_kill_left_open(tmp_path, monkeypatch
     assert len(ids) == 5  # and one summary run
     (resumed,) = [
         run
-        for f in (root / "wandb").glob(f"offline-run-*-{sweep_id}-run-b")
+        for f in wandb_folders(root / "wandb", f"{sweep_id}-run-b")
         if (run := read_wandb_run(f))["run"] is not None
     ]
     losses = [(h["_step"], h["train/loss"]) for h in resumed["history"] if "train/loss" in h]
@@ -649,6 +657,6 @@ def assert_one_tracker_run_per_unit(out: Path) -> None:
     assert {i for i in ids if i.startswith(sweep_id)} == {f"{sweep_id}-{u}" for u in units}
     assert len(ids) == len(units) + 1  # and the summary run
     for run in plan["runs"]:  # the last attempt holds the whole loss curve, a resumed one too
-        last = sorted((out / "wandb").glob(f"offline-run-*-{sweep_id}-{run['run_id']}"))[-1]
+        last = wandb_folders(out / "wandb", f"{sweep_id}-{run['run_id']}")[-1]
         history = read_wandb_run(last)["history"]
         assert [h["_step"] for h in history if "train/loss" in h] == list(range(1, 7))

@@ -93,8 +93,12 @@ def test_lean_decoder_equals_one_prompt_at_a_time(config_class, overrides):
 
     decoder = LeanDecoder(model, prompts, 12, stops=[stop])
     assert len(decoder.prefix) == 9  # the shared instruction, read once
+    assert decoder.vocab_major  # a CPU model's logits are computed as W @ h.T
     with torch.inference_mode():
         assert decoder(prompts) == expected
+        decoder.vocab_major = False  # ... and as the head computes them
+        assert decoder(prompts) == expected
+        decoder.vocab_major = True
         assert decoder(prompts[::-1]) == expected[::-1]  # any order, any batch
         assert decoder(prompts[2:5]) == expected[2:5]
         # Read in chunks of at most 30 tokens: rows of different widths share one buffer.
@@ -156,6 +160,19 @@ def test_prompts_that_share_everything_keep_a_token_of_their_own():
         ]
         single = LeanDecoder(model, [short], 6, stops=[])
         assert single.prefix == [] and single([short]) == one_at_a_time(model, [short], 6, [])
+
+
+def test_a_head_with_a_bias_is_called_as_it_is():
+    model = random_model(LlamaConfig)
+    torch.manual_seed(3)
+    head = torch.nn.Linear(SMALL["hidden_size"], SMALL["vocab_size"])  # a bias W @ h.T omits
+    head.weight.data.copy_(model.lm_head.weight)
+    model.lm_head = head
+    prompts = prompts_with_a_shared_prefix(model.config.vocab_size, n=4)
+    decoder = LeanDecoder(model, prompts, 8, stops=[])
+    assert not decoder.vocab_major
+    with torch.inference_mode():
+        assert decoder(prompts) == one_at_a_time(model, prompts, 8, stops=[])
 
 
 @pytest.mark.parametrize("lean", [True, False])

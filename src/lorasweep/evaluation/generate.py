@@ -242,6 +242,10 @@ class LeanDecoder:
         self.prefill_tokens = prefill_tokens
         self.embed, self.head = model.get_input_embeddings(), model.get_output_embeddings()
         self.device = self.embed.weight.device
+        head = self.head
+        self.vocab_major = (
+            self.device.type == "cpu" and type(head) is torch.nn.Linear and head.bias is None
+        )
         layer_params = inspect.signature(self.decoder.layers[0].forward).parameters
         self.cache_arg = "cache" if "cache" in layer_params else "past_key_values"
         # Every prompt keeps at least one token of its own: its logits give the first new token.
@@ -267,7 +271,7 @@ class LeanDecoder:
     def _layers(
         self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, kv
     ) -> torch.Tensor:
-        """The decoder's layers over ``ids``; returns the next-token logits of the last column."""
+        """The decoder's layers over ``ids``; returns their output (before the final norm)."""
         hidden = self.embed(ids)
         rotary = self.decoder.rotary_emb(hidden, position_ids=positions)
         for layer in self.decoder.layers:
@@ -278,7 +282,22 @@ class LeanDecoder:
                 position_embeddings=rotary,
                 **{self.cache_arg: kv},
             )
-        return self.head(self.decoder.norm(hidden[:, -1]))
+        return hidden
+
+    def _next_tokens(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Each row's greedy next token, from the layers' output in its last column.
+
+        On a CPU the logits are computed vocabulary-major, ``W @ h.T``: for a few dozen rows
+        and a vocabulary of 32,000, MKL runs that product in two thirds of the time of
+        ``h @ W.T`` (29 ms against 43 ms a step at 105M parameters and 50 rows, 2 cores). The
+        products are the same; for some shapes their sums round differently in the last bit,
+        which can only flip a near-tie (``tests/test_generation.py`` checks both ways against
+        ``generate``). A head with a bias, or quantized, or on an accelerator is called as is.
+        """
+        last = self.decoder.norm(hidden[:, -1])
+        if self.vocab_major:
+            return torch.mm(self.head.weight, last.t()).argmax(dim=0)
+        return self.head(last).argmax(dim=-1)
 
     @torch.inference_mode()
     def _read_prefix(self) -> KVBuffer:
@@ -320,7 +339,7 @@ class LeanDecoder:
         mask = (seen[:, None, None, :] & causal[None, None]) | itself[None, None]
         positions = (p + real.cumsum(dim=1) - 1).clamp(min=p)
         chunk.start, chunk.end = p, p + w
-        tokens = self._layers(input_ids.to(device), positions, mask, chunk).argmax(dim=-1)
+        tokens = self._next_tokens(self._layers(input_ids.to(device), positions, mask, chunk))
         if not kv.keys:
             kv.allocate_like(chunk)
             if self.prefix_kv is not None:
@@ -358,6 +377,6 @@ class LeanDecoder:
                 rows = [rows[r] for r in running]
             kv.start, kv.end = column, column + 1
             mask = valid[:, None, None, : column + 1]
-            tokens = self._layers(tokens[:, None], positions, mask, kv).argmax(dim=-1)
+            tokens = self._next_tokens(self._layers(tokens[:, None], positions, mask, kv))
             positions = positions + 1
         return outputs

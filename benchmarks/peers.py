@@ -25,8 +25,12 @@ Targets, at the larger size: training at least 1.0x TRL's fastest configuration 
 
 Usage::
 
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/peers.py              # about 11 minutes, 2 cores
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/peers.py --size 200   # another size
+    python benchmarks/peers.py              # about 10 minutes, 2 cores
+    python benchmarks/peers.py --size 200   # another size (about 19 minutes)
+
+Run it in the environment a user has: ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep between
+parallel regions) slows each decoding step's many small operations, and moves the evaluation
+ratio (BENCHMARKS.md gives both).
 
 Exit status 0 when every target is met, 1 otherwise. Needs TRL (``pip install -e .[bench]``).
 """

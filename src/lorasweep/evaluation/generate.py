@@ -9,8 +9,9 @@ Two decoders give the same tokens as transformers' ``generate`` run on one promp
   allocated once, instead of a cache that is re-concatenated every step; the prompts' shared
   prefix (chat header and instruction, a third of a demo prompt) read once per call instead of
   once per prompt; the batch's prompts read in passes of similar length, so short ones are
-  not padded to the longest; and each sequence dropped from the batch as soon as it ends,
-  instead of decoding on, masked, until the whole batch ends.
+  not padded to the longest; each sequence dropped from the batch as soon as it ends,
+  instead of decoding on, masked, until the whole batch ends; and, on a CPU, the next-token
+  logits computed vocabulary-major (:meth:`LeanDecoder._next_tokens`).
 * transformers' ``generate``, for every other model.
 """
 

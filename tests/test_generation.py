@@ -20,7 +20,13 @@ from transformers import (
 )
 
 from lorasweep.evaluation import generate as generation
-from lorasweep.evaluation.generate import PASS_TOKENS, LeanDecoder, generate, prefill_passes
+from lorasweep.evaluation.generate import (
+    PASS_TOKENS,
+    LeanDecoder,
+    WeightMajorLinears,
+    generate,
+    prefill_passes,
+)
 
 SMALL = dict(
     vocab_size=97,
@@ -160,6 +166,22 @@ def test_prompts_that_share_everything_keep_a_token_of_their_own():
         ]
         single = LeanDecoder(model, [short], 6, stops=[])
         assert single.prefix == [] and single([short]) == one_at_a_time(model, [short], 6, [])
+
+
+def test_decoding_steps_compute_small_linears_weight_major():
+    torch.manual_seed(0)
+    layer, biased = torch.nn.Linear(48, 80, bias=False), torch.nn.Linear(48, 80)
+    rows, many = torch.randn(5, 1, 48), torch.randn(WeightMajorLinears.ROWS + 1, 48)
+    with torch.inference_mode(), WeightMajorLinears():
+        small, with_bias, large = layer(rows), biased(rows), layer(many)
+        double = torch.nn.Linear(48, 80, bias=False, dtype=torch.float64)(rows.double())
+    assert small.shape == (5, 1, 80) and small.stride()[-1] == 5  # (W @ x.T).T, a view
+    torch.testing.assert_close(small, rows @ layer.weight.T)
+    for plain in (with_bias, large, double):  # as F.linear computes them
+        assert plain.is_contiguous()
+    torch.testing.assert_close(
+        with_bias, torch.nn.functional.linear(rows, biased.weight, biased.bias)
+    )
 
 
 def test_a_head_with_a_bias_is_called_as_it_is():

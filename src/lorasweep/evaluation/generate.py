@@ -11,7 +11,8 @@ Two decoders give the same tokens as transformers' ``generate`` run on one promp
   once per prompt; the batch's prompts read in passes of similar length, so short ones are
   not padded to the longest; each sequence dropped from the batch as soon as it ends,
   instead of decoding on, masked, until the whole batch ends; and, on a CPU, the next-token
-  logits computed vocabulary-major (:meth:`LeanDecoder._next_tokens`).
+  logits computed vocabulary-major (:meth:`LeanDecoder._next_tokens`) and every decoding
+  step's linear layers weight-major (:class:`WeightMajorLinears`).
 * transformers' ``generate``, for every other model.
 """
 
@@ -22,6 +23,8 @@ import os
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 Decoder = Callable[[Sequence[list[int]]], list[list[int]]]
@@ -211,6 +214,36 @@ class KVBuffer:
         self.rows = len(rows)
 
 
+class WeightMajorLinears(TorchFunctionMode):
+    """Within it, a CPU float32 linear layer without a bias, applied to at most :data:`ROWS`
+    rows, computes ``(W @ x.T).T`` instead of ``x @ W.T``.
+
+    The decoding steps' products are that shape: a few dozen rows against weights of hundreds
+    or thousands of columns, where MKL runs the weight-major product faster (measured on a
+    2-core CPU, 1.0x-1.8x per layer shape at 16-64 rows; ``benchmarks/peers.py`` reports the
+    effect on a whole evaluation). The products are the same; for some row counts their sums
+    round differently in the last bit, which can only flip a near-tie. Other linears (a bias,
+    another dtype or device, a prefill pass's thousands of rows) run as they are.
+    """
+
+    ROWS = 64
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.linear and len(args) >= 2:
+            x, weight, bias = *args[:2], args[2] if len(args) > 2 else kwargs.get("bias")
+            if (
+                bias is None
+                and x.device.type == "cpu"
+                and x.dtype == weight.dtype == torch.float32
+                and weight.dim() == 2
+                and x.numel() <= self.ROWS * x.shape[-1]
+            ):
+                product = torch.mm(weight, x.reshape(-1, x.shape[-1]).t()).t()
+                return product.view(*x.shape[:-1], weight.shape[0])
+        return func(*args, **kwargs)
+
+
 class LeanDecoder:
     """Greedy decoding of Llama-family models, batch by batch (see the module docstring).
 
@@ -363,21 +396,22 @@ class LeanDecoder:
         outputs: list[list[int]] = [[] for _ in prompts]
         rows = list(range(len(prompts)))  # batch row -> index in prompts
         positions = (p + lengths)[:, None]
-        for column in range(p + width, kv.capacity):
-            running = []
-            for row, token in enumerate(tokens.tolist()):
-                if token not in self.stops:
-                    outputs[rows[row]].append(token)
-                    running.append(row)
-            if not running or column == kv.capacity - 1:
-                break
-            if len(running) < len(rows):  # some sequences ended: drop their rows
-                keep = torch.tensor(running, device=device)
-                kv.keep(keep)
-                valid, positions, tokens = valid[keep], positions[keep], tokens[keep]
-                rows = [rows[r] for r in running]
-            kv.start, kv.end = column, column + 1
-            mask = valid[:, None, None, : column + 1]
-            tokens = self._next_tokens(self._layers(tokens[:, None], positions, mask, kv))
-            positions = positions + 1
+        with WeightMajorLinears():
+            for column in range(p + width, kv.capacity):
+                running = []
+                for row, token in enumerate(tokens.tolist()):
+                    if token not in self.stops:
+                        outputs[rows[row]].append(token)
+                        running.append(row)
+                if not running or column == kv.capacity - 1:
+                    break
+                if len(running) < len(rows):  # some sequences ended: drop their rows
+                    keep = torch.tensor(running, device=device)
+                    kv.keep(keep)
+                    valid, positions, tokens = valid[keep], positions[keep], tokens[keep]
+                    rows = [rows[r] for r in running]
+                kv.start, kv.end = column, column + 1
+                mask = valid[:, None, None, : column + 1]
+                tokens = self._next_tokens(self._layers(tokens[:, None], positions, mask, kv))
+                positions = positions + 1
         return outputs

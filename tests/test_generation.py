@@ -22,6 +22,7 @@ from transformers import (
 from lorasweep.evaluation import generate as generation
 from lorasweep.evaluation.generate import (
     PASS_TOKENS,
+    WEIGHT_MAJOR_HIDDEN,
     LeanDecoder,
     WeightMajorLinears,
     generate,
@@ -182,6 +183,18 @@ def test_decoding_steps_compute_small_linears_weight_major():
     torch.testing.assert_close(
         with_bias, torch.nn.functional.linear(rows, biased.weight, biased.bias)
     )
+
+
+def test_decoding_steps_go_weight_major_only_for_a_wide_model_and_few_rows():
+    narrow = random_model(LlamaConfig)  # hidden 32: the mode's dispatch would cost more
+    wide = random_model(LlamaConfig, hidden_size=WEIGHT_MAJOR_HIDDEN, num_hidden_layers=1)
+    prompts = prompts_with_a_shared_prefix(SMALL["vocab_size"], n=5)
+    assert not isinstance(LeanDecoder(narrow, prompts, 8, [])._linears(5), WeightMajorLinears)
+    decoder = LeanDecoder(wide, prompts, 8, stops=[])
+    assert isinstance(decoder._linears(WeightMajorLinears.ROWS), WeightMajorLinears)
+    assert not isinstance(decoder._linears(WeightMajorLinears.ROWS + 1), WeightMajorLinears)
+    with torch.inference_mode():  # its steps through the mode give generate's tokens
+        assert decoder(prompts) == one_at_a_time(wide, prompts, 8, stops=[])
 
 
 def test_a_head_with_a_bias_is_called_as_it_is():

@@ -11,13 +11,15 @@ Two decoders give the same tokens as transformers' ``generate`` run on one promp
   once per prompt; the batch's prompts read in passes of similar length, so short ones are
   not padded to the longest; each sequence dropped from the batch as soon as it ends,
   instead of decoding on, masked, until the whole batch ends; and, on a CPU, the next-token
-  logits computed vocabulary-major (:meth:`LeanDecoder._next_tokens`) and every decoding
-  step's linear layers weight-major (:class:`WeightMajorLinears`).
+  logits computed vocabulary-major (:meth:`LeanDecoder._next_tokens`) and, for a model of
+  hidden size 512 or more, a decoding step's linear layers weight-major once it is down to 64
+  rows (:class:`WeightMajorLinears`).
 * transformers' ``generate``, for every other model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from collections.abc import Callable, Sequence
@@ -34,6 +36,11 @@ LEAN_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 # length beats padding them to a longer row's width once it saves this many tokens. Measured on
 # a 2-core CPU at 105M parameters, splits of 4 and 8 passes read 50 prompts in the same time.
 PASS_TOKENS = 64
+# The smallest hidden size at which :class:`WeightMajorLinears` pays for the Python dispatch it
+# adds to every operation of a decoding step. Measured on a 2-core CPU, 50 prompts alternated
+# in one process: the built-in model (hidden 128) decoded 6% slower with it, a 105M Llama
+# (hidden 768) 11-12% faster at 16 and 32 rows.
+WEIGHT_MAJOR_HIDDEN = 512
 
 
 def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -220,10 +227,12 @@ class WeightMajorLinears(TorchFunctionMode):
 
     The decoding steps' products are that shape: a few dozen rows against weights of hundreds
     or thousands of columns, where MKL runs the weight-major product faster (measured on a
-    2-core CPU, 1.0x-1.8x per layer shape at 16-64 rows; ``benchmarks/peers.py`` reports the
-    effect on a whole evaluation). The products are the same; for some row counts their sums
-    round differently in the last bit, which can only flip a near-tie. Other linears (a bias,
-    another dtype or device, a prefill pass's thousands of rows) run as they are.
+    2-core CPU, 1.0x-1.8x per layer shape at 16-64 rows; BENCHMARKS.md gives the effect on a
+    whole evaluation). The products are the same; for some row counts their sums round
+    differently in the last bit, which can only flip a near-tie. Other linears (a bias, another
+    dtype or device, a prefill pass's thousands of rows) run as they are. The mode dispatches
+    every operation through Python, so :class:`LeanDecoder` enters it only for a step where it
+    pays (:meth:`LeanDecoder._linears`).
     """
 
     ROWS = 64
@@ -280,6 +289,8 @@ class LeanDecoder:
         self.vocab_major = (
             self.device.type == "cpu" and type(head) is torch.nn.Linear and head.bias is None
         )
+        hidden = self.embed.weight.shape[-1]
+        self.weight_major = self.device.type == "cpu" and hidden >= WEIGHT_MAJOR_HIDDEN
         layer_params = inspect.signature(self.decoder.layers[0].forward).parameters
         self.cache_arg = "cache" if "cache" in layer_params else "past_key_values"
         # Every prompt keeps at least one token of its own: its logits give the first new token.
@@ -332,6 +343,13 @@ class LeanDecoder:
         if self.vocab_major:
             return torch.mm(self.head.weight, last.t()).argmax(dim=0)
         return self.head(last).argmax(dim=-1)
+
+    def _linears(self, rows: int) -> contextlib.AbstractContextManager:
+        """The mode a decoding step over ``rows`` rows runs its linear layers in: weight-major
+        on a CPU for a wide enough model and few enough rows, else as they are."""
+        if self.weight_major and rows <= WeightMajorLinears.ROWS:
+            return WeightMajorLinears()
+        return contextlib.nullcontext()
 
     @torch.inference_mode()
     def _read_prefix(self) -> KVBuffer:
@@ -396,22 +414,22 @@ class LeanDecoder:
         outputs: list[list[int]] = [[] for _ in prompts]
         rows = list(range(len(prompts)))  # batch row -> index in prompts
         positions = (p + lengths)[:, None]
-        with WeightMajorLinears():
-            for column in range(p + width, kv.capacity):
-                running = []
-                for row, token in enumerate(tokens.tolist()):
-                    if token not in self.stops:
-                        outputs[rows[row]].append(token)
-                        running.append(row)
-                if not running or column == kv.capacity - 1:
-                    break
-                if len(running) < len(rows):  # some sequences ended: drop their rows
-                    keep = torch.tensor(running, device=device)
-                    kv.keep(keep)
-                    valid, positions, tokens = valid[keep], positions[keep], tokens[keep]
-                    rows = [rows[r] for r in running]
-                kv.start, kv.end = column, column + 1
-                mask = valid[:, None, None, : column + 1]
+        for column in range(p + width, kv.capacity):
+            running = []
+            for row, token in enumerate(tokens.tolist()):
+                if token not in self.stops:
+                    outputs[rows[row]].append(token)
+                    running.append(row)
+            if not running or column == kv.capacity - 1:
+                break
+            if len(running) < len(rows):  # some sequences ended: drop their rows
+                keep = torch.tensor(running, device=device)
+                kv.keep(keep)
+                valid, positions, tokens = valid[keep], positions[keep], tokens[keep]
+                rows = [rows[r] for r in running]
+            kv.start, kv.end = column, column + 1
+            mask = valid[:, None, None, : column + 1]
+            with self._linears(len(rows)):
                 tokens = self._next_tokens(self._layers(tokens[:, None], positions, mask, kv))
-                positions = positions + 1
+            positions = positions + 1
         return outputs
